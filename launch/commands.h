@@ -1,0 +1,9 @@
+#pragma once
+// Each subcommand of the `flashline` executable registers itself on the application here.
+#include <CLI/CLI.hpp>
+
+namespace flashline {
+
+void add_inspect_command(CLI::App& app);
+
+}  // namespace flashline

@@ -1,0 +1,168 @@
+#include "stages/checkpoint.h"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <cstring>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+namespace flashline {
+namespace {
+
+namespace fs = std::filesystem;
+
+// tensor name -> shard file name, from the index (or the one file of a single-file checkpoint)
+std::map<std::string, std::string> weight_map(const fs::path& dir) {
+  const fs::path index = dir / "model.safetensors.index.json";
+  std::map<std::string, std::string> out;
+  if (!fs::exists(index)) {
+    if (!fs::exists(dir / "model.safetensors"))
+      throw InputError(fmt::format("{}: neither model.safetensors.index.json nor model.safetensors found",
+                                   dir.string()));
+    return out;  // empty: single file, every tensor lives in model.safetensors
+  }
+  std::ifstream in(index);
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(in);
+  } catch (const nlohmann::json::parse_error& e) {
+    throw InputError(fmt::format("{}: invalid JSON: {}", index.string(), e.what()));
+  }
+  if (!j.contains("weight_map") || !j["weight_map"].is_object())
+    throw InputError(fmt::format("{}: field \"weight_map\" missing or not an object", index.string()));
+  for (auto& [name, file] : j["weight_map"].items()) {
+    if (!file.is_string())
+      throw InputError(fmt::format("{}: field \"weight_map.{}\": expected a file name", index.string(), name));
+    auto f = file.get<std::string>();
+    if (f.find('/') != std::string::npos || f == "..")
+      throw InputError(fmt::format("{}: field \"weight_map.{}\": \"{}\" is not a file in the model directory",
+                                   index.string(), name, f));
+    out[name] = f;
+  }
+  return out;
+}
+
+std::string shape_str(const std::vector<int64_t>& s) { return fmt::format("[{}]", fmt::join(s, ", ")); }
+
+void check_scale_finite(const TensorView& v) {
+  if (v.dtype != DType::F8_E8M0) return;
+  const auto* p = reinterpret_cast<const uint8_t*>(v.data.data());
+  for (std::size_t i = 0; i < v.data.size(); ++i)
+    if (p[i] == 0xFF)  // the one NaN encoding of UE8M0
+      throw InputError(fmt::format("{}: tensor \"{}\": scale element {} is NaN (byte 0xFF)", v.file.string(),
+                                   v.name, i));
+}
+
+void check_f32_finite(const TensorView& v) {
+  if (v.dtype != DType::F32) return;
+  for (std::size_t i = 0; i < v.data.size() / 4; ++i) {
+    uint32_t u;
+    std::memcpy(&u, v.data.data() + 4 * i, 4);
+    if ((u & 0x7F800000u) == 0x7F800000u)
+      throw InputError(fmt::format("{}: tensor \"{}\": element {} is NaN or Inf", v.file.string(), v.name, i));
+  }
+}
+
+void check_tid2eid(const TensorView& v, const ModelConfig& c) {
+  for (int64_t i = 0; i < v.elements(); ++i) {
+    int64_t e;
+    if (v.dtype == DType::I64) {
+      std::memcpy(&e, v.data.data() + 8 * i, 8);
+    } else {
+      int32_t e32;
+      std::memcpy(&e32, v.data.data() + 4 * i, 4);
+      e = e32;
+    }
+    if (e < 0 || e >= c.n_experts)
+      throw InputError(fmt::format("{}: tensor \"{}\": element {} is expert {}, expected 0..{}", v.file.string(),
+                                   v.name, i, e, c.n_experts - 1));
+  }
+}
+
+}  // namespace
+
+bool CheckpointSelection::wants(const TensorSpec& t, const ModelConfig& c) const {
+  if (t.group == TensorGroup::Embedding) return embedding || (mtp && c.n_mtp > 0);
+  if (t.layer < 0) return head;
+  if (t.layer >= c.n_layers) {
+    if (!mtp) return false;
+  } else {
+    int end = layer_end < 0 ? c.n_layers : layer_end;
+    if (t.layer < layer_begin || t.layer >= end) return false;
+  }
+  if (t.expert >= 0 && experts) return experts->count(t.expert) != 0;
+  return true;
+}
+
+Checkpoint Checkpoint::open(const fs::path& dir, const CheckpointSelection& sel) {
+  if (!fs::is_directory(dir)) throw InputError(fmt::format("{}: not a model directory", dir.string()));
+  Checkpoint ck;
+  ck.dir_ = dir;
+  ck.config_ = ModelConfig::load(dir / "config.json");
+  ck.selection_ = sel;
+  const ModelConfig& c = ck.config_;
+  if (sel.layer_begin < 0 || (sel.layer_end >= 0 && (sel.layer_end > c.n_layers || sel.layer_end < sel.layer_begin)))
+    throw InputError(fmt::format("{}: layer range {}..{} outside the model's {} layers", dir.string(),
+                                 sel.layer_begin, sel.layer_end, c.n_layers));
+  if (sel.experts)
+    for (int e : *sel.experts)
+      if (e < 0 || e >= c.n_experts)
+        throw InputError(fmt::format("{}: expert {} requested, the model has {}", dir.string(), e, c.n_experts));
+
+  const auto specs = release_tensors(c);
+  const auto wmap = weight_map(dir);
+  // Open only the shards that hold a selected tensor.
+  std::map<std::string, std::shared_ptr<SafetensorsFile>> open_files;
+  auto file_for = [&](const std::string& fname) {
+    auto& f = open_files[fname];
+    if (!f) {
+      f = std::make_shared<SafetensorsFile>(dir / fname);
+      ck.files_.push_back(f);
+    }
+    return f;
+  };
+  for (const auto& spec : specs) {
+    if (!sel.wants(spec, c)) continue;
+    std::string fname = "model.safetensors";
+    if (!wmap.empty()) {
+      auto it = wmap.find(spec.name);
+      if (it == wmap.end())
+        throw InputError(fmt::format("{}: tensor \"{}\" missing from the index (expected {} {})",
+                                     (dir / "model.safetensors.index.json").string(), spec.name,
+                                     dtype_name(spec.dtype), shape_str(spec.shape)));
+      fname = it->second;
+    }
+    auto f = file_for(fname);
+    auto it = f->tensors().find(spec.name);
+    if (it == f->tensors().end())
+      throw InputError(fmt::format("{}: tensor \"{}\" missing (expected {} {})", f->path().string(), spec.name,
+                                   dtype_name(spec.dtype), shape_str(spec.shape)));
+    const TensorView& v = it->second;
+    bool dtype_ok = v.dtype == spec.dtype || (spec.name.ends_with("tid2eid") && v.dtype == DType::I32);
+    if (!dtype_ok || v.shape != spec.shape)
+      throw InputError(fmt::format("{}: tensor \"{}\": expected {} {}, found {} {}", f->path().string(), spec.name,
+                                   dtype_name(spec.dtype), shape_str(spec.shape), dtype_name(v.dtype),
+                                   shape_str(v.shape)));
+    check_scale_finite(v);
+    check_f32_finite(v);
+    if (spec.name.ends_with("tid2eid")) check_tid2eid(v, c);
+    ck.tensors_[spec.name] = &v;
+  }
+  return ck;
+}
+
+const TensorView& Checkpoint::tensor(const std::string& name) const {
+  auto it = tensors_.find(name);
+  if (it == tensors_.end())
+    throw InputError(fmt::format("{}: tensor \"{}\" is not loaded (absent or not selected)", dir_.string(), name));
+  return *it->second;
+}
+
+std::vector<fs::path> Checkpoint::files() const {
+  std::vector<fs::path> out;
+  for (const auto& f : files_) out.push_back(f->path());
+  return out;
+}
+
+}  // namespace flashline

@@ -1,0 +1,55 @@
+#pragma once
+// A model directory in the release layout: config.json plus model.safetensors.index.json and
+// its shards, or a single model.safetensors. Opening it validates every selected tensor against
+// the layout the config implies (presence, dtype, shape, finite scales) before anything is used;
+// a checkpoint that fails is rejected whole. Data stays memory-mapped.
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "stages/model_config.h"
+#include "stages/release_layout.h"
+#include "stages/safetensors_file.h"
+
+namespace flashline {
+
+// Which part of the model a process needs (one pipeline stage, one expert shard).
+struct CheckpointSelection {
+  int layer_begin = 0;
+  int layer_end = -1;                 // exclusive; -1 = all main layers
+  std::optional<std::set<int>> experts;  // routed experts to load; nullopt = all
+  bool embedding = true;
+  bool head = true;                   // norm, head, hc_head
+  bool mtp = true;                    // the MTP blocks (and their experts per `experts`)
+
+  bool wants(const TensorSpec& t, const ModelConfig& c) const;
+};
+
+class Checkpoint {
+ public:
+  static Checkpoint open(const std::filesystem::path& dir, const CheckpointSelection& sel = {});
+
+  const ModelConfig& config() const { return config_; }
+  const std::filesystem::path& dir() const { return dir_; }
+  const CheckpointSelection& selection() const { return selection_; }
+  bool has(const std::string& name) const { return tensors_.count(name) != 0; }
+  // The tensor, or InputError naming it when it is absent (e.g. not selected).
+  const TensorView& tensor(const std::string& name) const;
+  const std::map<std::string, const TensorView*>& tensors() const { return tensors_; }
+  // Shards actually opened (those holding a selected tensor).
+  std::vector<std::filesystem::path> files() const;
+
+ private:
+  std::filesystem::path dir_;
+  ModelConfig config_;
+  CheckpointSelection selection_;
+  std::vector<std::shared_ptr<SafetensorsFile>> files_;
+  std::map<std::string, const TensorView*> tensors_;
+};
+
+}  // namespace flashline

@@ -1,0 +1,176 @@
+#include "stages/model_config.h"
+
+#include <fmt/format.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+namespace flashline {
+namespace {
+
+struct Reader {
+  const nlohmann::json& j;
+  const std::string& source;
+  std::string prefix;  // JSON path of `j` inside the file, "" at the top
+
+  [[noreturn]] void fail(const std::string& key, const std::string& what) const {
+    throw InputError(fmt::format("{}: field \"{}{}\": {}", source, prefix, key, what));
+  }
+  const nlohmann::json* find(const std::string& key) const {
+    auto it = j.find(key);
+    return it == j.end() || it->is_null() ? nullptr : &*it;
+  }
+  int integer(const std::string& key, std::optional<int> def = std::nullopt, int min = 0) const {
+    const auto* v = find(key);
+    if (!v) {
+      if (def) return *def;
+      fail(key, "missing (expected an integer)");
+    }
+    if (!v->is_number_integer() && !(v->is_number_float() && v->get<double>() == double(int64_t(v->get<double>()))))
+      fail(key, fmt::format("expected an integer, found {}", v->dump()));
+    int64_t x = v->is_number_integer() ? v->get<int64_t>() : int64_t(v->get<double>());
+    if (x < min || x > INT32_MAX) fail(key, fmt::format("expected an integer >= {}, found {}", min, x));
+    return int(x);
+  }
+  double number(const std::string& key, std::optional<double> def = std::nullopt) const {
+    const auto* v = find(key);
+    if (!v) {
+      if (def) return *def;
+      fail(key, "missing (expected a number)");
+    }
+    if (!v->is_number()) fail(key, fmt::format("expected a number, found {}", v->dump()));
+    return v->get<double>();
+  }
+};
+
+}  // namespace
+
+ModelConfig ModelConfig::from_json(const nlohmann::json& j, const std::string& source) {
+  if (!j.is_object()) throw InputError(fmt::format("{}: expected a JSON object", source));
+  Reader r{j, source, ""};
+  ModelConfig c;
+  c.vocab = r.integer("vocab_size", {}, 1);
+  c.dim = r.integer("hidden_size", {}, 1);
+  c.n_layers = r.integer("num_hidden_layers", {}, 1);
+  c.n_heads = r.integer("num_attention_heads", {}, 1);
+  c.head_dim = r.integer("head_dim", {}, 1);
+  c.rope_dim = r.integer("qk_rope_head_dim", {}, 2);
+  c.q_lora = r.integer("q_lora_rank", {}, 1);
+  c.o_lora = r.integer("o_lora_rank", {}, 1);
+  c.o_groups = r.integer("o_groups", {}, 1);
+  c.n_experts = r.integer("n_routed_experts", {}, 1);
+  c.n_shared = r.integer("n_shared_experts", 1, 1);
+  c.topk_experts = r.integer("num_experts_per_tok", {}, 1);
+  c.moe_inter = r.integer("moe_intermediate_size", {}, 1);
+  c.route_scale = float(r.number("routed_scaling_factor", 1.0));
+  if (const auto* v = r.find("scoring_func")) {
+    if (!v->is_string()) r.fail("scoring_func", "expected a string");
+    c.score_func = v->get<std::string>();
+  }
+  c.swiglu_limit = float(r.number("swiglu_limit", 0.0));
+  c.window = r.integer("sliding_window", {}, 1);
+  c.index_heads = r.integer("index_n_heads", 0);
+  c.index_dim = r.integer("index_head_dim", 0);
+  c.index_topk = r.integer("index_topk", 0);
+  c.hc = r.integer("hc_mult", {}, 1);
+  c.sinkhorn_iters = r.integer("hc_sinkhorn_iters", {}, 1);
+  c.hc_eps = float(r.number("hc_eps"));
+  c.n_hash = r.integer("num_hash_layers", 0);
+  c.compress_rope_theta = r.number("compress_rope_theta", 0.0);
+  c.rope_theta = r.number("rope_theta");
+  c.norm_eps = float(r.number("rms_norm_eps", 1e-6));
+  c.n_mtp = r.integer("num_nextn_predict_layers", 0);
+  c.bos_id = r.integer("bos_token_id", 0);
+  c.eos_id = r.integer("eos_token_id", 1);
+  if (const auto* rs = r.find("rope_scaling")) {
+    if (!rs->is_object()) r.fail("rope_scaling", "expected an object");
+    Reader rr{*rs, source, "rope_scaling."};
+    c.rope_factor = rr.number("factor", 1.0);
+    c.rope_orig_len = rr.integer("original_max_position_embeddings", 0);
+    c.beta_fast = rr.number("beta_fast", 32.0);
+    c.beta_slow = rr.number("beta_slow", 1.0);
+  }
+  const auto* ratios = r.find("compress_ratios");
+  if (!ratios) {
+    c.ratios.assign(c.n_layers + c.n_mtp, 0);
+  } else {
+    if (!ratios->is_array()) r.fail("compress_ratios", "expected an array of integers");
+    for (std::size_t i = 0; i < ratios->size(); ++i) {
+      const auto& v = (*ratios)[i];
+      if (!v.is_number_integer() || v.get<int64_t>() < 0)
+        r.fail(fmt::format("compress_ratios[{}]", i), "expected an integer >= 0");
+      c.ratios.push_back(v.get<int>());
+    }
+    if (int(c.ratios.size()) < c.n_layers + c.n_mtp)
+      r.fail("compress_ratios", fmt::format("has {} entries, expected num_hidden_layers + "
+                                            "num_nextn_predict_layers = {}",
+                                            c.ratios.size(), c.n_layers + c.n_mtp));
+    c.ratios.resize(c.n_layers + c.n_mtp);
+  }
+
+  // Relations the forward pass and the release tensor layout rely on.
+  auto need = [&](bool ok, const char* key, const std::string& what) {
+    if (!ok) r.fail(key, what);
+  };
+  need(c.score_func == "sqrtsoftplus" || c.score_func == "sigmoid" || c.score_func == "softmax",
+       "scoring_func", fmt::format("expected sqrtsoftplus, sigmoid or softmax, found \"{}\"", c.score_func));
+  need(c.rope_dim <= c.head_dim && c.rope_dim % 2 == 0, "qk_rope_head_dim",
+       fmt::format("must be even and <= head_dim ({}), found {}", c.head_dim, c.rope_dim));
+  need((c.head_dim - c.rope_dim) % 64 == 0, "head_dim",
+       fmt::format("head_dim - qk_rope_head_dim must be a multiple of 64 (KV FP8 blocks), found {}",
+                   c.head_dim - c.rope_dim));
+  need(c.n_heads % c.o_groups == 0, "o_groups",
+       fmt::format("must divide num_attention_heads ({}), found {}", c.n_heads, c.o_groups));
+  need(c.topk_experts <= c.n_experts, "num_experts_per_tok",
+       fmt::format("must be <= n_routed_experts ({}), found {}", c.n_experts, c.topk_experts));
+  need(c.dim % 128 == 0, "hidden_size", fmt::format("must be a multiple of 128 (FP8 blocks), found {}", c.dim));
+  need(c.q_lora % 128 == 0, "q_lora_rank", fmt::format("must be a multiple of 128, found {}", c.q_lora));
+  need(c.moe_inter % 128 == 0, "moe_intermediate_size",
+       fmt::format("must be a multiple of 128, found {}", c.moe_inter));
+  need((c.n_heads / c.o_groups) * c.head_dim % 128 == 0 && c.o_lora * c.o_groups % 128 == 0, "o_lora_rank",
+       "wo_a / wo_b inner dimensions must be multiples of 128");
+  need(c.n_shared == 1, "n_shared_experts", fmt::format("expected 1, found {}", c.n_shared));
+  bool any_csa = false;
+  for (int r4 : c.ratios) any_csa |= r4 == 4;
+  if (any_csa) {
+    need(c.index_heads > 0 && c.index_topk > 0, "index_n_heads",
+         "ratio-4 layers need index_n_heads and index_topk > 0");
+    need(c.index_dim >= c.rope_dim && c.index_dim % 32 == 0 && (c.index_dim & (c.index_dim - 1)) == 0,
+         "index_head_dim",
+         fmt::format("must be a power of two, a multiple of 32 and >= qk_rope_head_dim, found {}", c.index_dim));
+  }
+  return c;
+}
+
+ModelConfig ModelConfig::load(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  if (!in) throw InputError(fmt::format("{}: cannot open config file", path.string()));
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(in);
+  } catch (const nlohmann::json::parse_error& e) {
+    throw InputError(fmt::format("{}: invalid JSON: {}", path.string(), e.what()));
+  }
+  return from_json(j, path.string());
+}
+
+AttentionKind ModelConfig::attention_kind(int layer_id) const {
+  int r = ratio(layer_id);
+  return r == 0 ? AttentionKind::Window : r == 4 ? AttentionKind::CSA : AttentionKind::HCA;
+}
+
+std::string ModelConfig::layer_prefix(int layer_id) const {
+  return layer_id < n_layers ? fmt::format("layers.{}.", layer_id)
+                             : fmt::format("mtp.{}.", layer_id - n_layers);
+}
+
+const char* attention_kind_name(AttentionKind k) {
+  switch (k) {
+    case AttentionKind::Window: return "window";
+    case AttentionKind::CSA: return "CSA";
+    case AttentionKind::HCA: return "HCA";
+  }
+  return "?";
+}
+
+}  // namespace flashline
