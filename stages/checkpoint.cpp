@@ -84,7 +84,7 @@ void check_tid2eid(const TensorView& v, const ModelConfig& c) {
 
 bool CheckpointSelection::wants(const TensorSpec& t, const ModelConfig& c) const {
   if (t.group == TensorGroup::Embedding) return embedding || (mtp && c.n_mtp > 0);
-  if (t.layer < 0) return head;
+  if (t.layer < 0) return head || (t.name == "head.weight" && mtp && c.n_mtp > 0);  // MTP uses the head
   if (t.layer >= c.n_layers) {
     if (!mtp) return false;
   } else {

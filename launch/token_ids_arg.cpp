@@ -1,0 +1,55 @@
+#include "launch/token_ids_arg.h"
+
+#include <fmt/format.h>
+
+#include <charconv>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "stages/model_config.h"
+
+namespace flashline {
+
+std::vector<int32_t> parse_token_ids(const std::string& arg, const std::string& option) {
+  std::vector<int32_t> ids;
+  if (!arg.empty() && arg[0] == '@') {
+    const std::string path = arg.substr(1);
+    std::ifstream in(path);
+    if (!in) throw InputError(fmt::format("{} {}: cannot open {}", option, arg, path));
+    nlohmann::json j;
+    try {
+      j = nlohmann::json::parse(in);
+    } catch (const nlohmann::json::parse_error& e) {
+      throw InputError(fmt::format("{}: invalid JSON: {}", path, e.what()));
+    }
+    if (!j.is_array()) throw InputError(fmt::format("{}: expected a JSON array of token ids", path));
+    for (std::size_t i = 0; i < j.size(); ++i) {
+      if (!j[i].is_number_integer() || j[i].get<int64_t>() < 0 || j[i].get<int64_t>() > INT32_MAX)
+        throw InputError(fmt::format("{}: element [{}] = {} is not a token id", path, i, j[i].dump()));
+      ids.push_back(j[i].get<int32_t>());
+    }
+  } else {
+    std::size_t start = 0;
+    while (start <= arg.size()) {
+      std::size_t end = arg.find(',', start);
+      if (end == std::string::npos) end = arg.size();
+      int32_t v = -1;
+      auto [p, ec] = std::from_chars(arg.data() + start, arg.data() + end, v);
+      if (ec != std::errc() || p != arg.data() + end || v < 0)
+        throw InputError(fmt::format("{}: \"{}\" is not a token id (expected e.g. 1,2,3 or @ids.json)", option,
+                                     arg.substr(start, end - start)));
+      ids.push_back(v);
+      start = end + 1;
+    }
+  }
+  if (ids.empty()) throw InputError(fmt::format("{}: no token ids given", option));
+  return ids;
+}
+
+Numerics parse_numerics(const std::string& name) {
+  if (name == "exact") return Numerics::Exact;
+  if (name == "fast") return Numerics::Fast;
+  throw InputError(fmt::format("--numerics: expected exact or fast, found \"{}\"", name));
+}
+
+}  // namespace flashline

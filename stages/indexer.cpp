@@ -1,0 +1,68 @@
+#include "stages/indexer.h"
+
+#include <cmath>
+#include <limits>
+
+#include "kernels/cpu/gemm.h"
+#include "kernels/cpu/hadamard.h"
+#include "kernels/cpu/reduce.h"
+#include "kernels/cpu/topk.h"
+#include "stages/compressor.h"
+
+namespace flashline {
+
+IndexerResult run_indexer(const IndexerWeights& w, int layer_id, const float* x, const float* qr, int S,
+                          int start_pos, LayerState& st, const LayerContext& ctx) {
+  const ModelConfig& c = ctx.config;
+  const Numerics num = ctx.numerics;
+  const int IH = c.index_heads, Id = c.index_dim, rd = c.rope_dim, ratio = 4;
+  const RopeTable& rope = ctx.rope_for(layer_id);
+
+  // queries: wq_b(qr) -> RoPE -> Hadamard -> FP4 simulation
+  std::vector<float> q(std::size_t(S) * IH * Id);
+  gemm_fp8(quantize_rows(qr, S, c.q_lora), w.wq_b, q.data(), num);
+  std::vector<float> cs(rd / 2), sn(rd / 2);
+  for (int s = 0; s < S; ++s) {
+    rope.angles(start_pos + s, cs.data(), sn.data());
+    for (int h = 0; h < IH; ++h) {
+      float* qh = &q[(std::size_t(s) * IH + h) * Id];
+      apply_rope(qh + Id - rd, cs.data(), sn.data(), rd, false);
+      hadamard_bf16(qh, Id, num);
+      fp4_simulate({qh, std::size_t(Id)}, 32);
+    }
+  }
+  auto keys = run_compressor(w.compressor, x, S, start_pos, st.index_compressor, rope, c, num);
+  st.index_keys.insert(st.index_keys.end(), keys.begin(), keys.end());
+
+  // per-head weights: bf16(bf16(x . weights_proj) * Id^-0.5 * IH^-0.5)
+  std::vector<float> hw(std::size_t(S) * IH);
+  gemm_f32(x, S, c.dim, w.weights_proj.data, IH, hw.data(), num);
+  const float coef = float(std::pow(double(Id), -0.5) * std::pow(double(IH), -0.5));
+  for (auto& v : hw) v = bf16_round(bf16_round(v) * coef);
+
+  const int end_pos = start_pos + S;
+  const int T = end_pos / ratio;
+  IndexerResult res;
+  res.k = std::min(c.index_topk, T);
+  res.scores.assign(std::size_t(S) * T, 0.0f);
+  res.blocks.assign(std::size_t(S) * res.k, -1);
+  const float neg_inf = -std::numeric_limits<float>::infinity();
+#pragma omp parallel for schedule(static)
+  for (int s = 0; s < S; ++s) {
+    std::vector<float> terms(IH);
+    const int visible = start_pos == 0 ? (s + 1) / ratio : T;  // decode: every completed block
+    for (int t = 0; t < T; ++t) {
+      const float* key = &st.index_keys[std::size_t(t) * Id];
+      for (int h = 0; h < IH; ++h) {
+        float d = bf16_round(dot(&q[(std::size_t(s) * IH + h) * Id], key, Id, num));
+        terms[h] = bf16_round(std::max(d, 0.0f) * hw[std::size_t(s) * IH + h]);
+      }
+      res.scores[std::size_t(s) * T + t] = t < visible ? bf16_round(sum(terms.data(), IH, num)) : neg_inf;
+    }
+    auto top = topk_desc(&res.scores[std::size_t(s) * T], T, res.k);
+    for (int j = 0; j < res.k; ++j) res.blocks[std::size_t(s) * res.k + j] = top[j] < visible ? top[j] : -1;
+  }
+  return res;
+}
+
+}  // namespace flashline

@@ -1,0 +1,33 @@
+#pragma once
+// The MoE sub-block as route -> dispatch -> local experts -> combine. Dispatch and combine go
+// through the ExpertExchange (all-to-all-v among the stage's lanes); every lane calls
+// moe_forward for every MoE layer, with or without tokens. Expert outputs are added per token
+// in increasing expert id, never in arrival order, so results do not depend on placement.
+#include <vector>
+
+#include "comms/expert_exchange.h"
+#include "stages/layer_context.h"
+#include "stages/model_weights.h"
+#include "stages/step_batch.h"
+
+namespace flashline {
+
+// owner[e] = the lane holding routed expert e.
+struct ExpertPlacement {
+  std::vector<int> owner;
+  static ExpertPlacement single(int n_experts) { return {std::vector<int>(n_experts, 0)}; }
+};
+
+void moe_forward(const BlockWeights& bw, const StepBatch& batch, const float* x, float* out,
+                 const LayerContext& ctx, ExpertExchange& exchange, const ExpertPlacement& placement,
+                 Trace* trace);
+
+// The routing of each row: k experts and their weights.
+struct Routing {
+  int k = 0;
+  std::vector<int32_t> experts;  // [rows, k] in the gate's order
+  std::vector<float> weights;    // [rows, k]
+};
+Routing route(const MoeWeights& w, bool hash, const int32_t* ids, const float* x, int rows, const LayerContext& ctx);
+
+}  // namespace flashline
