@@ -38,11 +38,6 @@ void bf16_round_inplace(std::span<float> x) {
   for (auto& v : x) v = bf16_round(v);
 }
 
-float e8m0_decode(uint8_t e) {
-  if (e == 0xFF) return std::nanf("");
-  return std::ldexp(1.0f, int(e) - 127);
-}
-
 float e4m3_round(float v) {
   double a = std::fabs(double(v));
   if (a == 0.0) return v;

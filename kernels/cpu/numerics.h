@@ -44,8 +44,13 @@ void bf16_round_inplace(std::span<float> x);
 const float* e4m3_table();
 // e2m1 code (4 bits) -> value: 0, .5, 1, 1.5, 2, 3, 4, 6 and their negatives.
 extern const float kE2M1Table[16];
-// UE8M0 byte e -> 2^(e-127) (0xFF is NaN).
-float e8m0_decode(uint8_t e);
+// UE8M0 byte e -> 2^(e-127) (0xFF is NaN), built from the bits: exponent field e, or the
+// subnormal 2^-127 for e = 0.
+inline float e8m0_decode(uint8_t e) {
+  if (e == 0) return bits_to_float(0x00400000u);
+  if (e == 0xFF) return bits_to_float(0x7FC00000u);
+  return bits_to_float(uint32_t(e) << 23);
+}
 
 // Round |v| <= 448 onto the e4m3fn grid, nearest-even, subnormals (step 2^-9) included.
 float e4m3_round(float v);

@@ -2,6 +2,7 @@
 // decode (window wrap, compressor remainders and overlap halves carried in the state), and a
 // request's results do not depend on the other requests in its batch.
 #include <fmt/format.h>
+#include <omp.h>
 
 #include "stages/compressor.h"
 #include "tests/golden/golden_fixture.h"
@@ -119,6 +120,25 @@ TEST_P(Consistency, CompressorRemainderAndOverlapCarry) {
       EXPECT_EQ(parts, whole);
     }
   }
+}
+
+TEST_P(Consistency, ThreadCountDoesNotChangeResults) {
+  ModelUnderTest m(GetParam());
+  const auto ids = prompt(70, 6);
+  std::vector<std::vector<float>> runs;
+  const int before = omp_get_max_threads();
+  for (int threads : {1, 3, 4}) {
+    omp_set_num_threads(threads);
+    auto st = m.tf.new_state();
+    auto X = m.prefill(ids, st);
+    auto l = m.all_logits(X, 70);
+    auto d = m.decode(5, 70, st);
+    l.insert(l.end(), d.begin(), d.end());
+    runs.push_back(std::move(l));
+  }
+  omp_set_num_threads(before);
+  EXPECT_EQ(runs[0], runs[1]);
+  EXPECT_EQ(runs[0], runs[2]);
 }
 
 INSTANTIATE_TEST_SUITE_P(Numerics, Consistency, ::testing::Values(Numerics::Exact, Numerics::Fast),

@@ -1,0 +1,116 @@
+// Single-process prefill and decode throughput of a model directory, with decode also given as
+// a fraction of the memory roofline (weight bytes a decode token must read / measured read
+// bandwidth).
+#include <fmt/format.h>
+#include <omp.h>
+
+#include <CLI/CLI.hpp>
+#include <chrono>
+
+#include "bench/memory_bandwidth.h"
+#include "comms/expert_exchange.h"
+#include "stages/release_layout.h"
+#include "stages/transformer.h"
+
+namespace flashline {
+namespace {
+
+// Weight bytes one decode token reads: every tensor of the main layers and the head, except
+// routed experts, of which only top-k of n per layer are touched; one embedding row.
+double decode_bytes_per_token(const ModelConfig& c) {
+  double bytes = 0;
+  for (const auto& t : release_tensors(c)) {
+    if (t.layer >= c.n_layers) continue;  // MTP is not run by plain decode
+    if (t.group == TensorGroup::Embedding) {
+      bytes += double(t.bytes()) / c.vocab;
+    } else if (t.group == TensorGroup::RoutedExpert) {
+      bytes += double(t.bytes()) * c.topk_experts / c.n_experts;
+    } else if (t.name.ends_with("tid2eid")) {
+      bytes += double(t.bytes()) / c.vocab;
+    } else {
+      bytes += double(t.bytes());
+    }
+  }
+  return bytes;
+}
+
+int run(int argc, char** argv) {
+  CLI::App app{"Single-process prefill and decode throughput (fast numerics unless --numerics exact)"};
+  std::string model, numerics = "fast";
+  int prompt_len = 128, decode_steps = 32, batch = 1;
+  app.add_option("--model", model, "Model directory")->required();
+  app.add_option("--prompt-len", prompt_len, "Prefill tokens")->capture_default_str();
+  app.add_option("--decode-steps", decode_steps, "Decode steps")->capture_default_str();
+  app.add_option("--batch", batch, "Concurrent requests in each decode step")->capture_default_str();
+  app.add_option("--numerics", numerics, "fast or exact")->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+  const Numerics num = numerics == "exact" ? Numerics::Exact : Numerics::Fast;
+
+  Checkpoint ck = Checkpoint::open(model);
+  LoopbackExpertExchange ex;
+  Transformer tf(ck, num, ex, ExpertPlacement::single(ck.config().n_experts));
+  const auto& c = tf.config();
+  using clock = std::chrono::steady_clock;
+  auto secs = [](auto a, auto b) { return std::chrono::duration<double>(b - a).count(); };
+
+  std::vector<RequestState> states;
+  std::vector<int32_t> last(batch);
+  double prefill_s = 0;
+  for (int r = 0; r < batch; ++r) {
+    std::vector<int32_t> ids(prompt_len);
+    for (int i = 0; i < prompt_len; ++i) ids[i] = int32_t((1103515245LL * (i + 1 + 1000 * r) + 12345) % 2147483648LL % c.vocab);
+    states.push_back(tf.new_state());
+  }
+  for (int r = 0; r < batch; ++r) {
+    std::vector<int32_t> ids(prompt_len);
+    for (int i = 0; i < prompt_len; ++i) ids[i] = int32_t((1103515245LL * (i + 1 + 1000 * r) + 12345) % 2147483648LL % c.vocab);
+    auto t0 = clock::now();
+    StepBatch b;
+    b.add(ids, 0, &states[r]);
+    auto X = tf.embed(b);
+    tf.run_layers(0, c.n_layers, b, X);
+    auto l = tf.logits(X, {prompt_len - 1});
+    prefill_s += secs(t0, clock::now());
+    last[r] = int32_t(std::max_element(l.begin(), l.end()) - l.begin());
+  }
+  auto t0 = clock::now();
+  for (int s = 0; s < decode_steps; ++s) {
+    StepBatch b;
+    for (int r = 0; r < batch; ++r) b.add({last[r]}, prompt_len + s, &states[r]);
+    auto X = tf.embed(b);
+    tf.run_layers(0, c.n_layers, b, X);
+    std::vector<int> rows(batch);
+    for (int r = 0; r < batch; ++r) rows[r] = r;
+    auto l = tf.logits(X, rows);
+    for (int r = 0; r < batch; ++r)
+      last[r] = int32_t(std::max_element(l.begin() + std::ptrdiff_t(r) * c.vocab, l.begin() + std::ptrdiff_t(r + 1) * c.vocab) -
+                        (l.begin() + std::ptrdiff_t(r) * c.vocab));
+  }
+  const double decode_s = secs(t0, clock::now());
+  const double bw = measure_read_bandwidth();
+  const double bytes = decode_bytes_per_token(c);
+  const double decode_tps = batch * decode_steps / decode_s;
+  const double roofline_steps = bw / bytes;  // one weight pass per step, whatever the batch
+  fmt::print("model {}: hidden {}, {} layers, {} experts (top {}), vocab {}; numerics {}, {} threads\n", model, c.dim,
+             c.n_layers, c.n_experts, c.topk_experts, c.vocab, numerics, omp_get_max_threads());
+  fmt::print("prefill: {} x {} tokens in {:.3f} s = {:.1f} tokens/s\n", batch, prompt_len, prefill_s,
+             batch * prompt_len / prefill_s);
+  fmt::print("decode:  batch {}, {} steps in {:.3f} s = {:.1f} tokens/s ({:.2f} ms/step)\n", batch, decode_steps, decode_s,
+             decode_tps, 1e3 * decode_s / decode_steps);
+  fmt::print("roofline: {:.2f} MB weights read per step, memory read bandwidth {:.2f} GB/s -> {:.1f} steps/s; "
+             "measured {:.1f} steps/s = {:.1f}% of roofline\n",
+             bytes / 1e6, bw / 1e9, roofline_steps, decode_steps / decode_s, 100.0 * (decode_steps / decode_s) / roofline_steps);
+  return 0;
+}
+
+}  // namespace
+}  // namespace flashline
+
+int main(int argc, char** argv) {
+  try {
+    return flashline::run(argc, argv);
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "model_throughput: error: {}\n", e.what());
+    return 2;
+  }
+}
