@@ -60,6 +60,13 @@ std::optional<double> parse_quantity(std::string_view text, QuantityKind kind) {
       if (unit == name) return value * scale;
     return std::nullopt;
   }
+  // Bandwidth in bits ("400Gb/s", "400Gbps": a lowercase b) is converted to bytes.
+  double bits = 1.0;
+  if (kind == QuantityKind::Bandwidth) {
+    std::string_view raw(text);
+    while (!raw.empty() && std::isspace(static_cast<unsigned char>(raw.back()))) raw.remove_suffix(1);
+    if (raw.ends_with("bps") || raw.ends_with("b/s")) bits = 1.0 / 8;
+  }
   std::string_view suffix = kind == QuantityKind::Bytes       ? "b"
                             : kind == QuantityKind::Bandwidth ? "b/s"
                                                               : "flops";
@@ -67,7 +74,7 @@ std::optional<double> parse_quantity(std::string_view text, QuantityKind kind) {
   if (!unit.ends_with(suffix)) return std::nullopt;
   auto scale = prefix_scale(std::string_view(unit).substr(0, unit.size() - suffix.size()));
   if (!scale) return std::nullopt;
-  return value * *scale;
+  return value * *scale * bits;
 }
 
 const char* quantity_units_hint(QuantityKind kind) {
