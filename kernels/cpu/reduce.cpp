@@ -2,43 +2,49 @@
 
 #include <cmath>
 
+#include "kernels/cpu/block_dot.h"
+#include "kernels/cpu/simd.h"
+
 namespace flashline {
 namespace {
 
 constexpr int kLanes = 8;
 
-inline float combine(const float* p) {
-  return ((p[0] + p[4]) + (p[2] + p[6])) + ((p[1] + p[5]) + (p[3] + p[7]));
+// Tail elements go to lanes 0, 1, ... in order, after the full groups of eight.
+[[gnu::always_inline]] inline Lanes8 tail(const float* a, int i, int n) {
+  Lanes8 t = {};
+  for (int j = 0; i < n; ++i, ++j) t[j] = a[i];
+  return t;
 }
 
 }  // namespace
 
+FLASHLINE_SIMD_CLONES
 float dot(const float* a, const float* b, int n, Numerics m) {
   if (m == Numerics::Exact) {
     double acc = 0.0;
     for (int i = 0; i < n; ++i) acc += double(a[i]) * double(b[i]);
     return float(acc + 0.0);
   }
-  float p[kLanes] = {};
+  Lanes8 p = {};
   int i = 0;
-  for (; i + kLanes <= n; i += kLanes)
-    for (int j = 0; j < kLanes; ++j) p[j] += a[i + j] * b[i + j];
-  for (int j = 0; i < n; ++i, ++j) p[j] += a[i] * b[i];
-  return combine(p);
+  for (; i + kLanes <= n; i += kLanes) p += load8(a + i) * load8(b + i);
+  p += tail(a, i, n) * tail(b, i, n);
+  return combine8(p);
 }
 
+FLASHLINE_SIMD_CLONES
 float sum(const float* a, int n, Numerics m) {
   if (m == Numerics::Exact) {
     double acc = 0.0;
     for (int i = 0; i < n; ++i) acc += double(a[i]);
     return float(acc + 0.0);
   }
-  float p[kLanes] = {};
+  Lanes8 p = {};
   int i = 0;
-  for (; i + kLanes <= n; i += kLanes)
-    for (int j = 0; j < kLanes; ++j) p[j] += a[i + j];
-  for (int j = 0; i < n; ++i, ++j) p[j] += a[i];
-  return combine(p) + 0.0f;
+  for (; i + kLanes <= n; i += kLanes) p += load8(a + i);
+  p += tail(a, i, n);
+  return combine8(p) + 0.0f;
 }
 
 float mean(const float* a, int n, Numerics m) {
@@ -50,18 +56,22 @@ float mean(const float* a, int n, Numerics m) {
   return sum(a, n, m) / float(n);
 }
 
+FLASHLINE_SIMD_CLONES
 float mean_square(const float* a, int n, Numerics m) {
   if (m == Numerics::Exact) {
     double acc = 0.0;
     for (int i = 0; i < n; ++i) acc += double(a[i] * a[i]);
     return float(acc / n + 0.0);
   }
-  float p[kLanes] = {};
+  Lanes8 p = {};
   int i = 0;
-  for (; i + kLanes <= n; i += kLanes)
-    for (int j = 0; j < kLanes; ++j) p[j] += a[i + j] * a[i + j];
-  for (int j = 0; i < n; ++i, ++j) p[j] += a[i] * a[i];
-  return combine(p) / float(n);
+  for (; i + kLanes <= n; i += kLanes) {
+    const Lanes8 v = load8(a + i);
+    p += v * v;
+  }
+  const Lanes8 t = tail(a, i, n);
+  p += t * t;
+  return combine8(p) / float(n);
 }
 
 float exp_f(float x, Numerics m) { return m == Numerics::Exact ? float(std::exp(double(x))) : std::exp(x); }
