@@ -148,6 +148,8 @@ ClusterSpec ClusterSpec::parse(const std::string& text, const std::string& sourc
     n.cpus = int(nr.integer("cpus", 0, 0, 1 << 20));
     c.nodes.push_back(std::move(n));
   }
+  // One node reached as localhost is this machine: ranks may oversubscribe its cores.
+  c.localhost = c.nodes.size() == 1 && (c.nodes[0].host == "localhost" || c.nodes[0].host == "127.0.0.1");
   default_links(c);
   if (r.has("links")) {
     auto lr = r.map("links");

@@ -1,0 +1,34 @@
+#pragma once
+// From a plan to an mpirun command line: hostfile (slots per host), rankfile (rank -> host and
+// cores, where the cluster file gives each node's CPU count), process count, mapping, binding
+// and the environment that selects the transports.
+#include <string>
+#include <vector>
+
+#include "partition/plan.h"
+
+namespace flashline {
+
+struct LaunchOptions {
+  std::string plan_path;     // as given; passed on to every rank
+  std::string model_dir;
+  std::string subcommand = "serve";  // what every rank runs
+  std::vector<std::string> extra_args;
+  std::string executable = "flashline";
+  std::string mpirun = "mpirun";
+  std::string hostfile_path;  // where the hostfile goes (the plan's name + ".hostfile")
+  std::string rankfile_path;
+  bool as_root = false;       // mpirun refuses root without --allow-run-as-root
+};
+
+struct MpirunCommand {
+  std::vector<std::string> argv;
+  std::string hostfile;  // contents
+  std::string rankfile;  // contents; empty when ranks are placed by the hostfile's slot order
+  std::string shell_line() const;  // argv quoted for a POSIX shell
+};
+
+// Throws InputError when the plan cannot be mapped (ranks out of node order without CPU counts).
+MpirunCommand build_mpirun_command(const Plan& plan, const LaunchOptions& o);
+
+}  // namespace flashline
