@@ -1,0 +1,39 @@
+#pragma once
+// Shared fixtures of the serving tests: the tokenizer and the vector files, loaded once
+// per test process from tests/data/tokenizer/.
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <stdexcept>
+#include <string>
+
+#include "serving/tokenizer.h"
+
+namespace flashline::test_data {
+
+inline std::filesystem::path path(const std::string& relative) {
+  return std::filesystem::path(FLASHLINE_TEST_DATA) / relative;
+}
+
+inline nlohmann::json load_json(const std::string& relative) {
+  std::ifstream in(path(relative));
+  if (!in) throw std::runtime_error("cannot open " + path(relative).string());
+  return nlohmann::json::parse(in);
+}
+
+inline const nlohmann::json& tokenizer_vectors() {
+  static const nlohmann::json v = load_json("tokenizer/vectors.json");
+  return v;
+}
+
+inline const nlohmann::json& chat_vectors() {
+  static const nlohmann::json v = load_json("tokenizer/chat_vectors.json");
+  return v;
+}
+
+inline const Tokenizer& tokenizer() {
+  static const Tokenizer t = Tokenizer::from_file(path("tokenizer/tokenizer.json"));
+  return t;
+}
+
+}  // namespace flashline::test_data
