@@ -1,6 +1,7 @@
 #include "kernels/cpu/gemm.h"
 
 #include <algorithm>
+#include <cstring>
 
 #include "kernels/cpu/block_dot.h"
 #include "kernels/cpu/reduce.h"
@@ -101,27 +102,50 @@ FLASHLINE_SIMD_CLONES void fp4_column_exact(const QuantizedRows& x, const float*
                                             float* row, float* y) {
   fp4_column<true>(x, qp, w, j, row, y);
 }
+// One activation row (decode): the weights are unpacked into registers and consumed at once, in
+// the same lane order as the staged path, so both give identical results.
 FLASHLINE_SIMD_CLONES void fp8_column_fast(const float* xs, int m, const Fp8Weight& w, int j, float* row, float* y) {
   const int k = w.k, kb_count = k / 128;
   const uint8_t* c = w.codes + std::size_t(j) * k;
   const uint8_t* ws = w.scales + std::size_t(j / 128) * kb_count;
-  for (int b = 0; b < kb_count; ++b) {
-    const float sw = e8m0_decode(ws[b]);
-    for (int i = 0; i < 128; ++i) row[b * 128 + i] = e4m3_value(c[b * 128 + i]) * sw;
+  if (m == 1) {
+    Lanes8 p = {};
+    for (int t = 0; t < k; t += 8) p += load8(xs + t) * (e4m3_lanes(load_u8x8(c + t)) * e8m0_decode(ws[t / 128]));
+    y[j] = bf16_round(combine8(p));
+    return;
+  }
+  for (int t = 0; t < k; t += 8) {
+    const Lanes8 v = e4m3_lanes(load_u8x8(c + t)) * e8m0_decode(ws[t / 128]);
+    std::memcpy(row + t, &v, sizeof v);
   }
   dot_rows(xs, m, k, row, y, w.n, j);
 }
+// A 32-wide block is 16 bytes: their low nibbles are inputs 0..15 of the (reordered) block,
+// their high nibbles inputs 16..31.
 FLASHLINE_SIMD_CLONES void fp4_column_fast(const float* xs, int m, const Fp4Weight& w, int j, float* row, float* y) {
   const int k = w.k, nb = k / 32;
   const uint8_t* c = w.codes + std::size_t(j) * (k / 2);
   const uint8_t* ws = w.scales + std::size_t(j) * nb;
+  if (m == 1) {
+    Lanes8 p = {};
+    for (int b = 0; b < nb; ++b) {
+      const float sw = e8m0_decode(ws[b]);
+      const U32x8 v0 = load_u8x8(c + b * 16), v1 = load_u8x8(c + b * 16 + 8);
+      const float* q = xs + b * 32;
+      p += load8(q) * (e2m1_lanes(v0 & 15) * sw);
+      p += load8(q + 8) * (e2m1_lanes(v1 & 15) * sw);
+      p += load8(q + 16) * (e2m1_lanes(v0 >> 4) * sw);
+      p += load8(q + 24) * (e2m1_lanes(v1 >> 4) * sw);
+    }
+    y[j] = bf16_round(combine8(p));
+    return;
+  }
   for (int b = 0; b < nb; ++b) {
     const float sw = e8m0_decode(ws[b]);
-    for (int i = 0; i < 16; ++i) {
-      const uint32_t byte = c[b * 16 + i];
-      row[b * 32 + i] = e2m1_value(byte) * sw;
-      row[b * 32 + 16 + i] = e2m1_value(byte >> 4) * sw;
-    }
+    const U32x8 v0 = load_u8x8(c + b * 16), v1 = load_u8x8(c + b * 16 + 8);
+    const Lanes8 parts[4] = {e2m1_lanes(v0 & 15) * sw, e2m1_lanes(v1 & 15) * sw, e2m1_lanes(v0 >> 4) * sw,
+                             e2m1_lanes(v1 >> 4) * sw};
+    std::memcpy(row + b * 32, parts, sizeof parts);
   }
   dot_rows(xs, m, k, row, y, w.n, j);
 }
@@ -147,6 +171,16 @@ std::vector<float> scaled_rows(const QuantizedRows& x, bool fp4_order) {
 FLASHLINE_SIMD_CLONES
 void bf16_row_to_float(const uint16_t* w, int k, float* row) {
   for (int i = 0; i < k; ++i) row[i] = bf16_to_float(w[i]);
+}
+
+// fp32 GEMM column with a bf16 weight row, the same lane order as reduce.h's dot (k % 8 == 0).
+FLASHLINE_SIMD_CLONES void bf16_column_fast(const float* x, int m, int k, const uint16_t* w, float* y, int n, int j) {
+  for (int i = 0; i < m; ++i) {
+    const float* a = x + std::size_t(i) * k;
+    Lanes8 p = {};
+    for (int t = 0; t < k; t += 8) p += load8(a + t) * bf16_lanes(load_u16x8(w + t));
+    y[std::size_t(i) * n + j] = combine8(p);
+  }
 }
 
 }  // namespace
@@ -213,6 +247,11 @@ void gemm_f32(const float* x, int m, int k, const float* w, int n, float* y, Num
 }
 
 void gemm_f32(const float* x, int m, int k, const uint16_t* w, int n, float* y, Numerics num) {
+  if (num == Numerics::Fast && k % 8 == 0) {
+#pragma omp parallel for schedule(static)
+    for (int j = 0; j < n; ++j) bf16_column_fast(x, m, k, w + std::size_t(j) * k, y, n, j);
+    return;
+  }
 #pragma omp parallel
   {
     std::vector<float> row(k);

@@ -104,7 +104,6 @@ TEST_P(Consistency, CompressorRemainderAndOverlapCarry) {
     const int total = w.ratio == 4 ? 14 : 260, cols = (w.overlap ? 2 : 1) * w.head_dim;
     std::vector<float> x(std::size_t(total) * c.dim);
     for (std::size_t i = 0; i < x.size(); ++i) x[i] = bf16_round(std::sin(0.37f * float(i)) * 2.0f);
-    LayerContext ctx{c, GetParam(), rope, rope};
     for (int split : {1, 2, w.ratio - 1, w.ratio, w.ratio + 1, 2 * w.ratio + 1}) {
       SCOPED_TRACE(fmt::format("layer {} split {}", layer, split));
       CompressorState a, b;
