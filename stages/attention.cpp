@@ -93,14 +93,6 @@ void attend_request(const BlockWeights& bw, const SequenceSlice& seq, const floa
     st.compressed.insert(st.compressed.end(), entries.begin(), entries.end());
   }
 
-  // kv list: prefill = [new tokens | compressed], decode = [ring | compressed]
-  std::vector<float> kv_all;
-  if (prefill) {
-    kv_all.assign(kv, kv + std::size_t(S) * hd);
-  } else {
-    kv_all = st.window;
-  }
-  if (ratio > 0) kv_all.insert(kv_all.end(), st.compressed.begin(), st.compressed.end());
 
   const int T = wlen + clen;
   std::vector<int32_t> idx(std::size_t(S) * T);
@@ -113,8 +105,11 @@ void attend_request(const BlockWeights& bw, const SequenceSlice& seq, const floa
   a.S = S;
   a.H = c.n_heads;
   a.D = hd;
-  a.kv = kv_all.data();
-  a.N = int(kv_all.size() / hd);
+  // kv list: prefill = [new tokens | compressed], decode = [ring | compressed]
+  a.kv = prefill ? kv : st.window.data();
+  a.N = prefill ? S : win;
+  a.kv2 = st.compressed.data();
+  a.N2 = int(st.compressed.size() / hd);
   a.sink = bw.attn.sink.data();
   a.idx = idx.data();
   a.T = T;

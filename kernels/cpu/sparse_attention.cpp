@@ -9,6 +9,14 @@
 
 namespace flashline {
 
+namespace {
+
+inline const float* kv_row(const SparseAttentionArgs& a, int r) {
+  return r < a.N ? a.kv + std::size_t(r) * a.D : a.kv2 + std::size_t(r - a.N) * a.D;
+}
+
+}  // namespace
+
 void sparse_attention(const SparseAttentionArgs& a, float* out, Numerics num) {
   constexpr int kChunk = 64;
   const float neg_inf = -std::numeric_limits<float>::infinity();
@@ -28,7 +36,7 @@ void sparse_attention(const SparseAttentionArgs& a, float* out, Numerics num) {
           float smax = neg_inf;
           for (int b = 0; b < nc; ++b) {
             int r = idx[c0 + b];
-            s[b] = r < 0 ? neg_inf : dot(q, a.kv + std::size_t(r) * a.D, a.D, num) * a.scale;
+            s[b] = r < 0 ? neg_inf : dot(q, kv_row(a, r), a.D, num) * a.scale;
             smax = std::max(smax, s[b]);
           }
           const float m_new = std::max(m, smax);
@@ -43,7 +51,7 @@ void sparse_attention(const SparseAttentionArgs& a, float* out, Numerics num) {
               int r = idx[c0 + b];
               if (r < 0) continue;
               const double pb = bf16_round(p[b]);
-              const float* k = a.kv + std::size_t(r) * a.D;
+              const float* k = kv_row(a, r);
               for (int d = 0; d < a.D; ++d) pv64[d] += pb * double(k[d]);
             }
             for (int d = 0; d < a.D; ++d) pv[d] = float(pv64[d] + 0.0);
@@ -53,7 +61,7 @@ void sparse_attention(const SparseAttentionArgs& a, float* out, Numerics num) {
               int r = idx[c0 + b];
               if (r < 0) continue;
               const float pb = bf16_round(p[b]);
-              const float* k = a.kv + std::size_t(r) * a.D;
+              const float* k = kv_row(a, r);
               for (int d = 0; d < a.D; ++d) pv[d] += pb * k[d];
             }
           }

@@ -14,8 +14,12 @@ namespace flashline {
 struct SparseAttentionArgs {
   const float* q = nullptr;      // [S, H, D] bf16 values
   int S = 0, H = 0, D = 0;
+  // The kv list is two row sources back to back (the window or new tokens, then the compressed
+  // entries), so callers need not concatenate them: index r < N is kv[r], else kv2[r - N].
   const float* kv = nullptr;     // [N, D] bf16 values
   int N = 0;
+  const float* kv2 = nullptr;    // [N2, D] bf16 values
+  int N2 = 0;
   const float* sink = nullptr;   // [H]
   const int32_t* idx = nullptr;  // [S, T] row indices into kv, -1 = none
   int T = 0;

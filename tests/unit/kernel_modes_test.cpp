@@ -141,7 +141,9 @@ TEST(KernelModes, SparseAttention) {
   auto q = r.bf16_vector(std::size_t(S) * H * D), kv = r.bf16_vector(std::size_t(N) * D), sink = r.bf16_vector(H);
   std::vector<int32_t> idx(std::size_t(S) * T);
   for (std::size_t i = 0; i < idx.size(); ++i) idx[i] = (i * 7919) % 11 == 0 ? -1 : int32_t((i * 31) % N);
-  SparseAttentionArgs a{q.data(), S, H, D, kv.data(), N, sink.data(), idx.data(), T, float(1.0 / std::sqrt(128.0))};
+  // two kv sources: the first 100 rows, then the rest
+  SparseAttentionArgs a{q.data(), S, H, D, kv.data(), 100, kv.data() + 100 * D, N - 100, sink.data(), idx.data(), T,
+                        float(1.0 / std::sqrt(128.0))};
   std::vector<float> e(q.size()), f(q.size());
   sparse_attention(a, e.data(), Numerics::Exact);
   sparse_attention(a, f.data(), Numerics::Fast);
