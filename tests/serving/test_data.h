@@ -3,10 +3,12 @@
 // per test process from tests/data/tokenizer/.
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 #include <string>
 
+#include "serving/py_json.h"
 #include "serving/tokenizer.h"
 
 namespace flashline::test_data {
@@ -28,6 +30,16 @@ inline const nlohmann::json& tokenizer_vectors() {
 
 inline const nlohmann::json& chat_vectors() {
   static const nlohmann::json v = load_json("tokenizer/chat_vectors.json");
+  return v;
+}
+
+// The chat vectors with member order kept (tool schemas are rendered in input order).
+inline const OrderedJson& ordered_chat_vectors() {
+  static const OrderedJson v = [] {
+    std::ifstream in(path("tokenizer/chat_vectors.json"), std::ios::binary);
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    return parse_ordered_json(text, "chat_vectors.json");
+  }();
   return v;
 }
 
