@@ -7,6 +7,8 @@ namespace flashline {
 void add_inspect_command(CLI::App& app);
 void add_plan_command(CLI::App& app);
 void add_launch_command(CLI::App& app);
+void add_logits_command(CLI::App& app);
+void add_generate_command(CLI::App& app);
 void add_tokenize_command(CLI::App& app);
 void add_detokenize_command(CLI::App& app);
 void add_chat_prompt_command(CLI::App& app);

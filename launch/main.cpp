@@ -14,6 +14,8 @@ int main(int argc, char** argv) {
   flashline::add_inspect_command(app);
   flashline::add_plan_command(app);
   flashline::add_launch_command(app);
+  flashline::add_logits_command(app);
+  flashline::add_generate_command(app);
   flashline::add_tokenize_command(app);
   flashline::add_detokenize_command(app);
   flashline::add_chat_prompt_command(app);

@@ -91,6 +91,8 @@ bool CheckpointSelection::wants(const TensorSpec& t, const ModelConfig& c) const
     int end = layer_end < 0 ? c.n_layers : layer_end;
     if (t.layer < layer_begin || t.layer >= end) return false;
   }
+  if (t.expert >= 0)
+    if (auto it = layer_experts.find(t.layer); it != layer_experts.end()) return it->second.count(t.expert) != 0;
   if (t.expert >= 0 && experts) return experts->count(t.expert) != 0;
   return true;
 }
@@ -109,6 +111,11 @@ Checkpoint Checkpoint::open(const fs::path& dir, const CheckpointSelection& sel)
     for (int e : *sel.experts)
       if (e < 0 || e >= c.n_experts)
         throw InputError(fmt::format("{}: expert {} requested, the model has {}", dir.string(), e, c.n_experts));
+  for (const auto& [layer, set] : sel.layer_experts)
+    for (int e : set)
+      if (e < 0 || e >= c.n_experts)
+        throw InputError(fmt::format("{}: layer {}: expert {} requested, the model has {}", dir.string(), layer, e,
+                                     c.n_experts));
 
   const auto specs = release_tensors(c);
   const auto wmap = weight_map(dir);

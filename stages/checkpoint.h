@@ -23,6 +23,7 @@ struct CheckpointSelection {
   int layer_begin = 0;
   int layer_end = -1;                 // exclusive; -1 = all main layers
   std::optional<std::set<int>> experts;  // routed experts to load; nullopt = all
+  std::map<int, std::set<int>> layer_experts;  // per-layer overrides of `experts` (layer id -> set)
   bool embedding = true;
   bool head = true;                   // norm, head, hc_head
   bool mtp = true;                    // the MTP blocks (and their experts per `experts`)

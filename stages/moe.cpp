@@ -66,6 +66,17 @@ std::vector<float> swiglu(const Weight& w1, const Weight& w2, const Weight& w3, 
 
 }  // namespace
 
+std::vector<int> ExpertPlacement::choose(const std::vector<std::vector<int>>& lanes, int own_lane, int n_experts) {
+  std::vector<int> owner(n_experts, -1);
+  for (int j = int(lanes.size()) - 1; j >= 0; --j)
+    for (int e : lanes[j])
+      if (e >= 0 && e < n_experts) owner[e] = j;
+  if (own_lane >= 0 && own_lane < int(lanes.size()))
+    for (int e : lanes[own_lane])
+      if (e >= 0 && e < n_experts) owner[e] = own_lane;
+  return owner;
+}
+
 Routing route(const MoeWeights& w, bool hash, const int32_t* ids, const float* x, int rows, const LayerContext& ctx) {
   const ModelConfig& c = ctx.config;
   const Numerics num = ctx.numerics;
@@ -131,7 +142,7 @@ void moe_forward(const BlockWeights& bw, const StepBatch& batch, const float* x,
   for (int r = 0; r < R; ++r)
     for (int j = 0; j < rt.k; ++j) {
       const int e = rt.experts[std::size_t(r) * rt.k + j];
-      const int dst = placement.owner.at(e);
+      const int dst = placement.owner_of(bw.id, e);
       ItemHeader h{r, j, e, rt.weights[std::size_t(r) * rt.k + j]};
       append(send[dst], &h, 1);
       append(send[dst], x + std::size_t(r) * D, D);
