@@ -88,12 +88,12 @@ int main(int argc, char** argv) {
   CLI::App app{"Tokenizer throughput on a deterministic mixed corpus"};
   std::string tokenizer_file, corpus_file, write_corpus;
   double megabytes = 4;
-  int repeats = 3;
+  int repeats = 5;
   app.add_option("--tokenizer", tokenizer_file, "tokenizer.json");
   app.add_option("--corpus", corpus_file, "Corpus (JSON array of strings) to encode; default: generate");
   app.add_option("--write-corpus", write_corpus, "Write the generated corpus here and exit");
   app.add_option("--mb", megabytes, "Size of the generated corpus in MB (default 4)");
-  app.add_option("--repeats", repeats, "Timed passes; the fastest is reported (default 3)");
+  app.add_option("--repeats", repeats, "Timed passes; the fastest is reported (default 5)");
   CLI11_PARSE(app, argc, argv);
   try {
     std::vector<std::string> docs;

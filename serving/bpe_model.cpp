@@ -10,7 +10,7 @@ namespace {
 constexpr std::uint64_t kEmpty = std::numeric_limits<std::uint64_t>::max();
 constexpr int kNoMerge = std::numeric_limits<int>::max();
 // Below this many bytes a quadratic scan beats the heap (no allocation, linear memory).
-constexpr std::size_t kShortPiece = 48;
+constexpr std::size_t kShortPiece = 128;
 
 std::uint64_t mix(std::uint64_t k) {
   k ^= k >> 33;

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <atomic>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -61,6 +62,33 @@ const nlohmann::json& member(const nlohmann::json& obj, const char* key, const s
 }
 
 }  // namespace
+
+void Tokenizer::PieceCache::add(std::string_view piece, std::span<const int> tokens) {
+  if (map.size() >= kMaxEntries) {  // bounded: start over rather than track recency
+    map.clear();
+    ids.clear();
+  }
+  map.emplace(std::string(piece), std::pair<std::uint32_t, std::uint32_t>(static_cast<std::uint32_t>(ids.size()),
+                                                                         static_cast<std::uint32_t>(tokens.size())));
+  ids.insert(ids.end(), tokens.begin(), tokens.end());
+}
+
+Tokenizer::PieceCache& Tokenizer::piece_cache(std::uint64_t instance) {
+  // One cache per thread keeps encode() const and lock-free. It is tagged with a unique
+  // instance number, never an address, so a new tokenizer never sees another one's entries.
+  thread_local PieceCache cache;
+  if (cache.owner != instance) {
+    cache.map.clear();
+    cache.ids.clear();
+    cache.owner = instance;
+  }
+  return cache;
+}
+
+Tokenizer::Tokenizer() {
+  static std::atomic<std::uint64_t> next_instance{1};
+  instance_ = next_instance++;
+}
 
 Tokenizer Tokenizer::from_file(const std::filesystem::path& file) {
   std::ifstream in(file, std::ios::binary);
@@ -185,13 +213,12 @@ std::vector<int> Tokenizer::encode(std::string_view raw) const {
   std::vector<int> out;
   out.reserve(text.size() / 3 + 8);
   // Pieces repeat a lot in real text; their tokens are computed once per call.
-  std::unordered_map<std::string_view, std::pair<std::uint32_t, std::uint32_t>> cache;
-  std::vector<int> cached_ids;
+  PieceCache& cache = piece_cache(instance_);
   std::vector<Piece> pieces;
   std::size_t pos = 0;
   while (pos < text.size()) {
     const auto m = added_.next(text, pos);
-    if (m.begin > pos) encode_segment(text.substr(pos, m.begin - pos), out, cache, cached_ids, pieces);
+    if (m.begin > pos) encode_segment(text.substr(pos, m.begin - pos), out, cache, pieces);
     if (m.id < 0) break;
     out.push_back(m.id);
     pos = m.end;
@@ -201,8 +228,7 @@ std::vector<int> Tokenizer::encode(std::string_view raw) const {
 
 void Tokenizer::encode_segment(
     std::string_view segment, std::vector<int>& out,
-    std::unordered_map<std::string_view, std::pair<std::uint32_t, std::uint32_t>>& cache,
-    std::vector<int>& cached_ids, std::vector<Piece>& pieces) const {
+    PieceCache& cache, std::vector<Piece>& pieces) const {
   pre_tokenizer_.split(segment, pieces);
   for (const Piece& p : pieces) {
     const std::string_view piece = segment.substr(p.begin, p.end - p.begin);
@@ -211,9 +237,10 @@ void Tokenizer::encode_segment(
       bpe_.encode(piece, out);
       continue;
     }
-    if (auto it = cache.find(piece); it != cache.end()) {
-      out.insert(out.end(), cached_ids.begin() + it->second.first,
-                 cached_ids.begin() + it->second.first + it->second.second);
+    const bool cacheable = piece.size() <= PieceCache::kMaxPiece;
+    if (auto it = cacheable ? cache.map.find(piece) : cache.map.end(); it != cache.map.end()) {
+      out.insert(out.end(), cache.ids.begin() + it->second.first,
+                 cache.ids.begin() + it->second.first + it->second.second);
       continue;
     }
     const std::size_t start = out.size();
@@ -227,9 +254,7 @@ void Tokenizer::encode_segment(
       }
     }
     if (!done) bpe_.encode(piece, out);
-    cache.emplace(piece, std::pair<std::uint32_t, std::uint32_t>(static_cast<std::uint32_t>(cached_ids.size()),
-                                                                static_cast<std::uint32_t>(out.size() - start)));
-    cached_ids.insert(cached_ids.end(), out.begin() + start, out.end());
+    if (cacheable) cache.add(piece, std::span<const int>(out.data() + start, out.size() - start));
   }
 }
 

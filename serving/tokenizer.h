@@ -48,12 +48,26 @@ class Tokenizer {
   int vocab_size() const { return static_cast<int>(strings_.size()); }
 
  private:
-  Tokenizer() = default;
+  Tokenizer();
+  // Tokens of recently seen pieces: text repeats words, so most pieces skip BPE.
+  struct StringHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  struct PieceCache {
+    static constexpr std::size_t kMaxEntries = 1 << 16;
+    static constexpr std::size_t kMaxPiece = 64;  // long pieces are rare repeats
+    std::uint64_t owner = 0;
+    std::unordered_map<std::string, std::pair<std::uint32_t, std::uint32_t>, StringHash, std::equal_to<>> map;
+    std::vector<int> ids;
+    void add(std::string_view piece, std::span<const int> tokens);
+  };
+  static PieceCache& piece_cache(std::uint64_t instance);
   bool known(int id) const { return id >= 0 && id < vocab_size() && present_[id]; }
   void encode_segment(std::string_view segment, std::vector<int>& out,
-                      std::unordered_map<std::string_view, std::pair<std::uint32_t, std::uint32_t>>& cache,
-                      std::vector<int>& cached_ids, std::vector<Piece>& pieces) const;
+                      PieceCache& cache, std::vector<Piece>& pieces) const;
 
+  std::uint64_t instance_;  // tags this tokenizer's entries in the per-thread piece cache
   PreTokenizer pre_tokenizer_;
   BpeModel bpe_;
   AddedTokenMatcher added_;

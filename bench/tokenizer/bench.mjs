@@ -5,7 +5,7 @@ import { readFileSync } from "node:fs";
 import { Tokenizer } from "@huggingface/tokenizers";
 
 const [tokFile, configFile, corpusFile, repeatsArg] = process.argv.slice(2);
-const repeats = Number(repeatsArg ?? 3);
+const repeats = Number(repeatsArg ?? 5);
 const t0 = performance.now();
 const tokenizer = new Tokenizer(JSON.parse(readFileSync(tokFile, "utf8")), JSON.parse(readFileSync(configFile, "utf8")));
 const loadS = (performance.now() - t0) / 1000;
