@@ -10,15 +10,6 @@
 namespace flashline {
 namespace {
 
-std::vector<std::string> encode_groups() {
-  std::vector<std::string> out;
-  for (const auto& c : test_data::ordered_chat_vectors()["encode_cases"]) {
-    const auto g = c["group"].get<std::string>();
-    if (std::find(out.begin(), out.end(), g) == out.end()) out.push_back(g);
-  }
-  return out;
-}
-
 // The case's options; throws InputError for an invalid thinking mode, as the encoder would.
 ChatOptions options_of(const OrderedJson& o) {
   ChatOptions opt;
@@ -49,7 +40,7 @@ TEST_P(ChatEncodeVectors, PromptAndIdsMatch) {
   EXPECT_GT(n, 0);
 }
 
-INSTANTIATE_TEST_SUITE_P(Groups, ChatEncodeVectors, ::testing::ValuesIn(encode_groups()),
+INSTANTIATE_TEST_SUITE_P(Groups, ChatEncodeVectors, ::testing::ValuesIn(test_data::distinct(test_data::ordered_chat_vectors()["encode_cases"], "group")),
                          [](const auto& info) { return info.param; });
 
 TEST(PyJson, NumbersFollowPythonRepr) {

@@ -2,7 +2,9 @@
 // Shared fixtures of the serving tests: the tokenizer and the vector files, loaded once
 // per test process from tests/data/tokenizer/.
 #include <filesystem>
+#include <algorithm>
 #include <fstream>
+#include <vector>
 #include <iterator>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
@@ -41,6 +43,17 @@ inline const OrderedJson& ordered_chat_vectors() {
     return parse_ordered_json(text, "chat_vectors.json");
   }();
   return v;
+}
+
+// The distinct values of `key` over `cases`, in first-seen order (test parameters).
+template <class Json>
+std::vector<std::string> distinct(const Json& cases, const char* key) {
+  std::vector<std::string> out;
+  for (const auto& c : cases) {
+    const auto v = c[key].template get<std::string>();
+    if (std::find(out.begin(), out.end(), v) == out.end()) out.push_back(v);
+  }
+  return out;
 }
 
 inline const Tokenizer& tokenizer() {

@@ -15,15 +15,6 @@
 namespace flashline {
 namespace {
 
-std::vector<std::string> categories() {
-  std::vector<std::string> out;
-  for (const auto& c : test_data::tokenizer_vectors()["cases"]) {
-    const auto cat = c["category"].get<std::string>();
-    if (std::find(out.begin(), out.end(), cat) == out.end()) out.push_back(cat);
-  }
-  return out;
-}
-
 class TokenizerVectors : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(TokenizerVectors, IdsTokensAndDecodedTextMatch) {
@@ -45,7 +36,7 @@ TEST_P(TokenizerVectors, IdsTokensAndDecodedTextMatch) {
   EXPECT_GT(n, 0);
 }
 
-INSTANTIATE_TEST_SUITE_P(Categories, TokenizerVectors, ::testing::ValuesIn(categories()),
+INSTANTIATE_TEST_SUITE_P(Categories, TokenizerVectors, ::testing::ValuesIn(test_data::distinct(test_data::tokenizer_vectors()["cases"], "category")),
                          [](const auto& info) { return info.param; });
 
 TEST(Tokenizer, RealFileLoadsFast) {
