@@ -280,11 +280,17 @@ void CompletionStream::advance(CompletionDelta& delta) {
       continue;
     }
     if (phase_ == Phase::Tools) {
+      // Only a closing tag can complete an invoke or the block: without a new one there is
+      // nothing to parse (keeps long argument values linear in their length).
+      const std::size_t from = std::max(region_start_, checked_ >= kToolCallsEnd.size() ? checked_ - kToolCallsEnd.size() : 0);
+      checked_ = text_.size();
+      if (!find_first(text_, from, {kInvokeClose, kToolCallsEnd}).found()) return;
       std::vector<ParsedToolCall> calls;
       std::size_t pos = region_start_;
       const BlockStatus status = parse_tool_block(text_, pos, calls, true);
-      for (std::size_t i = calls_emitted_; i < calls.size(); ++i) delta.tool_calls.push_back(calls[i]);
-      calls_emitted_ = calls.size();
+      delta.tool_calls.insert(delta.tool_calls.end(), calls.begin(), calls.end());
+      calls_emitted_ += calls.size();
+      region_start_ = pos;  // after the last complete invoke: parsing resumes there
       if (status == BlockStatus::Malformed) held_ = true;
       if (status == BlockStatus::Done) phase_ = Phase::Done;
     }

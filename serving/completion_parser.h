@@ -63,6 +63,7 @@ class CompletionStream {
   std::size_t emitted_ = 0;       // text_ before this has been emitted (or consumed)
   bool held_ = false;             // markup seen inside text: stop emitting, finish() reports it
   std::size_t calls_emitted_ = 0;
+  std::size_t checked_ = 0;  // text_ before this was searched for closing tags
   std::string reasoning_sent_, content_sent_;
   AssistantMessage final_;
 };
