@@ -5,6 +5,7 @@
 namespace flashline {
 
 void add_inspect_command(CLI::App& app);
+void add_make_tiny_command(CLI::App& app);
 void add_plan_command(CLI::App& app);
 void add_launch_command(CLI::App& app);
 void add_logits_command(CLI::App& app);

@@ -12,6 +12,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.set_help_all_flag("--help-all", "Show help for every subcommand");
   flashline::add_inspect_command(app);
+  flashline::add_make_tiny_command(app);
   flashline::add_plan_command(app);
   flashline::add_launch_command(app);
   flashline::add_logits_command(app);
