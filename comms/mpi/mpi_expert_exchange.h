@@ -1,5 +1,5 @@
 #pragma once
-// The expert exchange over MPI: sizes with MPI_Alltoall, payload with MPI_Ialltoallv on the
+// The expert exchange over MPI: sizes with MPI_Alltoall, payload with MPI_Alltoallv on the
 // stage's communicator (host memory; Open MPI picks shared memory, TCP or UCX).
 #include <mpi.h>
 
@@ -17,6 +17,7 @@ class MpiExpertExchange final : public ExpertExchange {
  private:
   MPI_Comm comm_;
   int rank_ = 0, size_ = 1;
+  ByteBuffer sbuf_, rbuf_;
 };
 
 }  // namespace flashline
