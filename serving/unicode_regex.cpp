@@ -6,6 +6,7 @@
 
 #include <stdexcept>
 
+#include "serving/unicode_additions.h"
 #include "stages/model_config.h"
 
 namespace flashline {
@@ -36,6 +37,17 @@ MatchState& match_state() {
   return state;
 }
 
+std::string_view unicode_additions_for(char category) {
+  switch (category) {
+    case 'L': return unicode_additions::kL;
+    case 'M': return unicode_additions::kM;
+    case 'N': return unicode_additions::kN;
+    case 'P': return unicode_additions::kP;
+    case 'S': return unicode_additions::kS;
+    default: return {};
+  }
+}
+
 std::string pcre2_message(int code) {
   PCRE2_UCHAR buf[256];
   pcre2_get_error_message(code, buf, sizeof buf);
@@ -47,19 +59,49 @@ std::string pcre2_message(int code) {
 std::string UnicodeRegex::translate_oniguruma(std::string_view pattern) {
   std::string out;
   out.reserve(pattern.size() + 32);
+  bool in_class = false;
   for (std::size_t i = 0; i < pattern.size(); ++i) {
-    if (pattern[i] == '\\' && i + 1 < pattern.size()) {
+    const char c = pattern[i];
+    if (c == '\\' && i + 1 < pattern.size()) {
       const char next = pattern[i + 1];
-      if (next == 's')
-        out += "\\p{White_Space}";
-      else if (next == 'S')
-        out += "\\P{White_Space}";
-      else
-        out.append(pattern.substr(i, 2));
+      if (next == 's' || next == 'S') {
+        out += next == 's' ? "\\p{White_Space}" : "\\P{White_Space}";
+        ++i;
+        continue;
+      }
+      // \p{X} for a general category: add what newer Unicode assigned to it.
+      if ((next == 'p' || next == 'P') && i + 4 < pattern.size() && pattern[i + 2] == '{' && pattern[i + 4] == '}') {
+        const std::string_view extra = unicode_additions_for(pattern[i + 3]);
+        const std::string_view prop = pattern.substr(i, 5);
+        if (!extra.empty() && next == 'p') {
+          if (in_class) {
+            out.append(prop).append(extra);
+          } else {
+            out.append("[").append(prop).append(extra).append("]");
+          }
+          i += 4;
+          continue;
+        }
+        if (!extra.empty() && !in_class) {
+          out.append("[^\\p{").append(1, pattern[i + 3]).append("}").append(extra).append("]");
+          i += 4;
+          continue;
+        }
+      }
+      out.append(pattern.substr(i, 2));
       ++i;  // an escaped character is never the start of another escape
-    } else {
-      out += pattern[i];
+      continue;
     }
+    if (!in_class && c == '[') {
+      in_class = true;
+      out += c;
+      // A ']' right after '[' or '[^' is a literal member, not the end of the class.
+      if (i + 1 < pattern.size() && pattern[i + 1] == '^') out += pattern[++i];
+      if (i + 1 < pattern.size() && pattern[i + 1] == ']') out += pattern[++i];
+      continue;
+    }
+    if (in_class && c == ']') in_class = false;
+    out += c;
   }
   return out;
 }

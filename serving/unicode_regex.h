@@ -23,8 +23,9 @@ class UnicodeRegex {
   // be valid UTF-8 (the tokenizer guarantees it), so PCRE2's own UTF check is skipped.
   void find_all(std::string_view subject, std::vector<RegexMatch>& out) const;
 
-  // Oniguruma's \s is Unicode White_Space; PCRE2's (with UCP) also matches U+180E. The
-  // pattern is rewritten so the two engines agree.
+  // Oniguruma's \s is Unicode White_Space; PCRE2's (with UCP) also matches U+180E. And the
+  // general categories L, M, N, P, S get the characters assigned since PCRE2's Unicode
+  // version (serving/unicode_additions.h). The pattern is rewritten so the engines agree.
   static std::string translate_oniguruma(std::string_view pattern);
 
  private:

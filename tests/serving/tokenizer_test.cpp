@@ -48,6 +48,16 @@ TEST(Tokenizer, RealFileLoadsFast) {
   EXPECT_LT(seconds, 3.0);
 }
 
+// Characters assigned after PCRE2's Unicode version (14.0) split as in the reference
+// (Unicode 17): a Unicode 15 emoji is a symbol, a Unicode 16 Garay letter a letter, a
+// Unicode 17 combining mark a mark. Expected ids from @huggingface/tokenizers 0.2.0.
+TEST(Tokenizer, NewerUnicodeCharactersSplitLikeTheReference) {
+  const Tokenizer& tok = test_data::tokenizer();
+  EXPECT_EQ(tok.encode("so \U0001FAE8\U0001FA77!"), (std::vector<int>{821, 7351, 107, 104, 3574, 105, 118, 3}));
+  EXPECT_EQ(tok.encode("x \U000105C0\U000105C1y"), (std::vector<int>{90, 86387, 241, 248, 225, 120577, 248, 226, 91}));
+  EXPECT_EQ(tok.encode("a\u1ACFb"), (std::vector<int>{67, 160, 107, 240, 68}));
+}
+
 TEST(Tokenizer, NothingIsAdded) {
   const Tokenizer& tok = test_data::tokenizer();
   EXPECT_TRUE(tok.encode("").empty());
