@@ -17,7 +17,7 @@ namespace {
 struct LaunchArgs {
   std::string plan;
   std::string model;
-  std::string run = "serve";
+  std::string run = "generate";
   std::string mpirun = "mpirun";
   bool dry_run = false;
   std::vector<std::string> extra;
@@ -33,7 +33,8 @@ void run_launch(const LaunchArgs& a) {
   namespace fs = std::filesystem;
   LaunchOptions o;
   o.plan_path = fs::absolute(a.plan).string();
-  o.model_dir = a.model;
+  // Absolute, so every rank finds the model whatever directory mpirun starts it in.
+  o.model_dir = fs::absolute(a.model).lexically_normal().string();
   o.subcommand = a.run;
   o.extra_args = a.extra;
   o.mpirun = a.mpirun;
@@ -69,10 +70,12 @@ void add_launch_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("launch", "Start every rank of a plan with mpirun (hostfile, rankfile, transports)");
   cmd->add_option("--plan", a->plan, "Plan file from `flashline plan`")->required();
   cmd->add_option("--model", a->model, "Model directory every rank loads")->required();
-  cmd->add_option("--run", a->run, "Subcommand every rank runs")->capture_default_str();
+  cmd->add_option("--run", a->run, "Subcommand every rank runs (generate or logits; it gets --plan and --model)")
+      ->capture_default_str();
   cmd->add_option("--mpirun", a->mpirun, "mpirun executable")->capture_default_str();
   cmd->add_flag("--dry-run", a->dry_run, "Print the hostfile, rankfile and mpirun command instead of running them");
-  cmd->add_option("extra", a->extra, "Arguments after -- are passed to every rank");
+  cmd->add_option("extra", a->extra,
+                  "Arguments after -- are passed to every rank, e.g. -- --prompt-ids 1,2,3 --max-new-tokens 8");
   cmd->callback([a] { run_launch(*a); });
 }
 

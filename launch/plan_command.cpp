@@ -1,11 +1,16 @@
 // `flashline plan`: cluster description + model config -> plan file, table, JSON, SVG.
 #include <fmt/format.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 
 #include "cluster/cluster_spec.h"
+#include "cluster/quantity.h"
 #include "launch/commands.h"
+#include "launch/request_runner.h"
+#include "partition/cost_calibration.h"
 #include "partition/model_preset.h"
 #include "partition/plan_report.h"
 
@@ -22,14 +27,76 @@ struct PlanOptions {
   std::string kv_format = "fp8";
   bool json = false;
   bool calibrate = false;
+  std::string calibration;  // file written by --calibrate, read otherwise
+  int calibrate_prompt = 256, calibrate_steps = 32, calibrate_repeats = 3;
   PlannerOptions planner;
 };
 
+// One request in this process, fast numerics: prefill of `prompt` tokens, then `steps` decode
+// steps; after a warm-up, the best of `repeats` runs (the machine may be shared).
+MeasuredRun measure_run(const PlanOptions& o) {
+  auto runner = RequestRunner::create({o.model_dir, "", Numerics::Fast, 0});
+  const auto& c = runner->config();
+  GenerationRequest q;
+  for (int i = 0; i < o.calibrate_prompt; ++i) q.prompt.push_back(int32_t((7919LL * (i + 3)) % c.vocab));
+  q.max_new_tokens = o.calibrate_steps + 1;  // the first id comes from the prefill
+  q.mtp = c.n_mtp > 0;                // the planner's last stage runs the MTP block
+  GenerationRequest warm = q;
+  warm.prompt.resize(std::min<std::size_t>(q.prompt.size(), 16));
+  warm.max_new_tokens = 2;
+  check_requests(c, {q}, o.model_dir);
+  runner->run({warm});
+  MeasuredRun m;
+  m.model = o.model_dir;
+  char host[256] = {};
+  gethostname(host, sizeof host - 1);
+  m.host = host;
+  m.prompt_tokens = o.calibrate_prompt;
+  m.decode_steps = o.calibrate_steps;
+  for (int i = 0; i < o.calibrate_repeats; ++i) {
+    auto r = runner->run({q}).at(0);
+    double decode = (r.finished_s - r.prefill_done_s) / o.calibrate_steps;
+    m.prefill_s = i == 0 ? r.prefill_done_s : std::min(m.prefill_s, r.prefill_done_s);
+    m.decode_step_s = i == 0 ? decode : std::min(m.decode_step_s, decode);
+  }
+  return m;
+}
+
+std::string versus(double predicted, double measured) {
+  return fmt::format("{:>10} ({:+.1f}%)", format_seconds(predicted), 100 * (predicted / measured - 1));
+}
+
+// Measures, fits, writes the calibration file and prints predicted vs measured; returns the
+// fitted constants for the plan that follows.
+CostConstants run_calibration(const PlanOptions& o, const CostModel& cost) {
+  if (o.model_dir.empty()) throw InputError("plan --calibrate: needs --model DIR (a model to run on this machine)");
+  if (o.calibrate_prompt < 1 || o.calibrate_steps < 1 || o.calibrate_repeats < 1)
+    throw InputError("plan --calibrate: --calibrate-prompt, --calibrate-steps and --calibrate-repeats must be >= 1");
+  ClusterSpec machine = ClusterSpec::local_cpu(1);
+  fmt::print(stderr, "calibrating on this machine ({} cores, one rank): {} prompt tokens, {} decode steps, best of {}...\n",
+             machine.nodes[0].cpus, o.calibrate_prompt, o.calibrate_steps, o.calibrate_repeats);
+  Calibration c = calibrate(cost, machine, measure_run(o));
+  const std::string file = o.calibration.empty() ? "calibration.yaml" : o.calibration;
+  c.save(file);
+  FILE* out = o.json ? stderr : stdout;
+  const auto& m = c.measured;
+  fmt::print(out, "calibration ({}, {} prompt tokens, {} decode steps, localhost:1):\n", o.model_dir, m.prompt_tokens,
+             m.decode_steps);
+  fmt::print(out, "  {:<12} {:>10} {:>20} {:>20}\n", "", "measured", "predicted before", "predicted after");
+  fmt::print(out, "  {:<12} {:>10} {:>20} {:>20}\n", "prefill", format_seconds(m.prefill_s),
+             versus(c.before.prefill_s, m.prefill_s), versus(c.after.prefill_s, m.prefill_s));
+  fmt::print(out, "  {:<12} {:>10} {:>20} {:>20}\n", "decode step", format_seconds(m.decode_step_s),
+             versus(c.before.decode_step_s, m.decode_step_s), versus(c.after.decode_step_s, m.decode_step_s));
+  fmt::print(out, "  cpu compute efficiency {:.4g} -> {:.4g}, cpu memory efficiency {:.4g} -> {:.4g}\n",
+             cost.constants().cpu_compute_efficiency, c.constants.cpu_compute_efficiency,
+             cost.constants().cpu_memory_efficiency, c.constants.cpu_memory_efficiency);
+  if (!c.exact)
+    fmt::print(out, "  the fit is not exact: an efficiency reached its bound (see docs/planner.md, calibration)\n");
+  fmt::print(out, "  wrote {} (apply with --calibration {})\n\n", file, file);
+  return c.constants;
+}
+
 void run_plan(PlanOptions& o) {
-  if (o.calibrate)
-    throw InputError(
-        "plan --calibrate: fitting the cost model needs measured step times from the pipeline runtime, which this "
-        "build does not have yet; the constants in docs/planner.md are used");
   if (o.model_dir.empty() == o.preset.empty()) throw InputError("plan: give exactly one of --model DIR or --preset NAME");
   ModelConfig config = o.preset.empty() ? ModelConfig::load(std::filesystem::path(o.model_dir) / "config.json")
                                         : model_preset(o.preset);
@@ -41,6 +108,10 @@ void run_plan(PlanOptions& o) {
     o.planner.expert_load = &load;
   }
   CostModel cost(config, parse_kv_format(o.kv_format));
+  if (o.calibrate)
+    cost.set_constants(run_calibration(o, cost));
+  else if (!o.calibration.empty())
+    cost.set_constants(Calibration::load(o.calibration, cost.constants()));
   if (!o.json)
     fmt::print(stderr, "planning {} on {} ({} ranks)...\n", o.planner.model_name, cluster.name, cluster.rank_count());
   PlanResult r = StagePlanner(cost, cluster, o.planner).plan();
@@ -83,7 +154,16 @@ void add_plan_command(CLI::App& app) {
   cmd->add_option("--reserve", o->planner.reserve, "Fraction of device memory kept free for activations and workspace")
       ->capture_default_str();
   cmd->add_option("--prefill-chunk", o->planner.prefill_chunk, "Tokens per prefill micro-batch")->capture_default_str();
-  cmd->add_flag("--calibrate", o->calibrate, "Fit the cost model from a short measured run (needs the pipeline runtime)");
+  cmd->add_flag("--calibrate", o->calibrate,
+                "Run --model here (one process), fit the CPU efficiencies of the cost model to the measured prefill "
+                "and decode step times, write them to the --calibration file, then plan with them");
+  cmd->add_option("--calibration", o->calibration,
+                  "Calibration file: written by --calibrate (default calibration.yaml), otherwise read and applied "
+                  "to every CPU rank");
+  cmd->add_option("--calibrate-prompt", o->calibrate_prompt, "Prompt tokens of the measured run")->capture_default_str();
+  cmd->add_option("--calibrate-steps", o->calibrate_steps, "Decode steps of the measured run")->capture_default_str();
+  cmd->add_option("--calibrate-repeats", o->calibrate_repeats, "Measured runs; the fastest is kept")
+      ->capture_default_str();
   cmd->callback([o] { run_plan(*o); });
 }
 

@@ -160,9 +160,10 @@ double CostModel::pipeline_bytes(double tokens) const {
 }
 
 StepTime CostModel::time(const Work& w, const DeviceSpec& d) const {
-  double tc = (w.flops_fp8 / d.flops_fp8 + w.flops_fp4 / d.flops_fp4 + w.flops_bf16 / d.flops_bf16) /
-              k_.compute_efficiency;
-  double tm = w.bytes / (d.memory_bandwidth * k_.memory_efficiency);
+  const double ce = d.gpu ? k_.compute_efficiency : k_.cpu_compute_efficiency;
+  const double me = d.gpu ? k_.memory_efficiency : k_.cpu_memory_efficiency;
+  double tc = (w.flops_fp8 / d.flops_fp8 + w.flops_fp4 / d.flops_fp4 + w.flops_bf16 / d.flops_bf16) / ce;
+  double tm = w.bytes / (d.memory_bandwidth * me);
   return tc >= tm ? StepTime{tc, "compute"} : StepTime{tm, "memory"};
 }
 

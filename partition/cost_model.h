@@ -50,10 +50,13 @@ struct LayerCost {
   int64_t kv_bytes_per_request = 0;  // window ring + compressor partial-block states
 };
 
-// Constants of the time model; the defaults are typical achieved fractions of peak.
+// Constants of the time model; the defaults are typical achieved fractions of peak. The CPU
+// efficiencies are what `flashline plan --calibrate` fits (partition/cost_calibration.h).
 struct CostConstants {
-  double compute_efficiency = 0.5;   // of peak dense FLOP/s
-  double memory_efficiency = 0.8;    // of peak memory bandwidth
+  double compute_efficiency = 0.5;   // GPU ranks: of peak dense FLOP/s
+  double memory_efficiency = 0.8;    // GPU ranks: of peak memory bandwidth
+  double cpu_compute_efficiency = 0.5;  // CPU ranks: of cores x flops_per_core
+  double cpu_memory_efficiency = 0.8;   // CPU ranks: of memory_bandwidth
   double link_efficiency = 0.7;      // of link bandwidth, for all-to-all and pipeline messages
   double gpu_layer_overhead_s = 30e-6;  // kernel launches and synchronisation per layer
   double cpu_layer_overhead_s = 20e-6;  // thread fork/join per layer

@@ -8,6 +8,8 @@
 #   distributed_test.sh kill NP PLAN                  a rank killed mid-run stops every rank in < 10 s
 #   distributed_test.sh load-failure NP PLAN          a rank that cannot load stops every rank, named
 #   distributed_test.sh bad-plan NP PLAN              plan errors are rejected before loading, naming the entry
+#   distributed_test.sh launch NP SxL                 `flashline plan --cluster localhost:NP --stages S --lanes L`,
+#                                                     then `flashline launch` of it == single-process generate
 # Environment: FLASHLINE, MPIEXEC, NPY_EQUAL, MODEL, GOLDEN, WORK (scratch directory), HERE (this folder).
 set -euo pipefail
 mode=$1 np=$2 plan=$3 numerics=${4:-fast}
@@ -21,6 +23,12 @@ ids="$HERE/ids"
 fail() { echo "FAIL: $*" >&2; exit 1; }
 same() {  # same A B [--rows ...]
   "$NPY_EQUAL" "$@" || fail "$1 differs from $2"
+}
+alone() {  # alone OUT: single-process generate of each prompt of prompts.json, one line of ids each
+  : >"$1"
+  while read -r prompt; do
+    "$FLASHLINE" generate --model "$MODEL" --prompt-ids "$prompt" --max-new-tokens 10 2>/dev/null >>"$1"
+  done < <(tr -d ' \n' <"$HERE/prompts.json" | sed 's/^\[\[//; s/\]\]$//; s/\],\[/\n/g'; echo)
 }
 
 case "$mode" in
@@ -48,10 +56,7 @@ decode-golden)
   same "$work/forced/decode_logits.npy" "$GOLDEN/decode_logits.npy" --rows 1:140:0
   ;;
 concurrent)
-  : >"$work/alone.txt"
-  while read -r prompt; do
-    "$FLASHLINE" generate --model "$MODEL" --prompt-ids "$prompt" --max-new-tokens 10 2>/dev/null >>"$work/alone.txt"
-  done < <(tr -d ' \n' <"$HERE/prompts.json" | sed 's/^\[\[//; s/\]\]$//; s/\],\[/\n/g'; echo)
+  alone "$work/alone.txt"
   "${mpirun[@]}" "$FLASHLINE" generate --model "$MODEL" --prompts "@$HERE/prompts.json" --max-new-tokens 10 \
     --plan "$plan" >"$work/together.txt" 2>"$work/together.log" || fail "mpirun exited non-zero"
   diff "$work/alone.txt" "$work/together.txt" || fail "concurrent results differ from each request alone"
@@ -127,6 +132,29 @@ bad-plan)
   sed 's/lanes: 2/lanes: 3/' "$plan" >"$work/lanes.yaml"
   expect "$work/lanes.yaml" "$np" "lists 2 ranks, but the plan has 3 lanes"
   expect "$plan" $((np - 1)) "the plan has $np ranks .* but $((np - 1)) processes were started"
+  ;;
+launch)
+  # The localhost path end to end: a generated plan, the launcher's mpirun line, ids on stdout.
+  "$FLASHLINE" plan --cluster "localhost:$np" --stages "${name%x*}" --lanes "${name#*x}" --model "$MODEL" \
+    -o "$work/plan.yaml" >"$work/plan.log" 2>&1 || { cat "$work/plan.log" >&2; fail "plan exited non-zero"; }
+  launch=("$FLASHLINE" launch --plan "$work/plan.yaml" --model "$MODEL" --mpirun "$MPIEXEC")
+  gen=(--prompts "@$HERE/prompts.json" --max-new-tokens 10)
+  "${launch[@]}" --dry-run -- "${gen[@]}" >"$work/dry-run.txt" || fail "launch --dry-run exited non-zero"
+  grep -q "^localhost slots=$np$" "$work/dry-run.txt" || fail "dry run: no hostfile line 'localhost slots=$np'"
+  grep -Eq -- "-np $np .*--oversubscribe .* generate --plan [^ ]*/plan.yaml --model /[^ ]* --prompts @[^ ]*prompts.json --max-new-tokens 10$" \
+    "$work/dry-run.txt" || fail "dry run: unexpected mpirun line: $(tail -1 "$work/dry-run.txt")"
+  alone "$work/alone.txt"
+  # Relative plan and model paths: every rank must still find both.
+  (cd "$work" && "$FLASHLINE" launch --plan plan.yaml --model "$(realpath --relative-to=. "$MODEL")" \
+    --mpirun "$MPIEXEC" -- "${gen[@]}") >"$work/launched.txt" 2>"$work/launch.log" ||
+    { cat "$work/launch.log" >&2; fail "launch exited non-zero"; }
+  diff "$work/alone.txt" "$work/launched.txt" || fail "launched results differ from single-process generate"
+  # One prompt given inline.
+  "$FLASHLINE" generate --model "$MODEL" --prompt-ids 5,17,300,42 --max-new-tokens 8 >"$work/one.txt" 2>/dev/null
+  "${launch[@]}" -- --prompt-ids 5,17,300,42 --max-new-tokens 8 >"$work/one-launched.txt" 2>>"$work/launch.log" ||
+    { cat "$work/launch.log" >&2; fail "launch exited non-zero"; }
+  diff "$work/one.txt" "$work/one-launched.txt" || fail "launched --prompt-ids result differs"
+  cat "$work/one-launched.txt"
   ;;
 *)
   fail "unknown mode $mode"

@@ -16,7 +16,7 @@ LaunchOptions options(const std::string& plan) {
   o.executable = "flashline";
   o.hostfile_path = "p.hostfile";
   o.rankfile_path = "p.rankfile";
-  o.extra_args = {"--port", "8000"};
+  o.extra_args = {"--prompts", "@prompts.json", "--max-new-tokens", "8"};
   return o;
 }
 
@@ -30,7 +30,8 @@ TEST(MpirunCommand, LocalhostOversubscribesCpuRanks) {
   EXPECT_EQ(m.shell_line(),
             "mpirun -np 4 --allow-run-as-root --hostfile p.hostfile --map-by slot --bind-to none --oversubscribe "
             "--mca btl self,vader -x FLASHLINE_PIPELINE_TRANSPORT=mpi -x FLASHLINE_EXPERT_TRANSPORT=mpi "
-            "-x OMP_NUM_THREADS=1 flashline serve --plan plan.yaml --model /models/dsv4 --port 8000");
+            "-x OMP_NUM_THREADS=1 flashline generate --plan plan.yaml --model /models/dsv4 --prompts @prompts.json "
+            "--max-new-tokens 8");
 }
 
 TEST(MpirunCommand, MultiNodeGpuPlanGetsRankfileAndNccl) {
