@@ -35,7 +35,7 @@ std::map<std::string, std::string> weight_map(const fs::path& dir) {
     if (!file.is_string())
       throw InputError(fmt::format("{}: field \"weight_map.{}\": expected a file name", index.string(), name));
     auto f = file.get<std::string>();
-    if (f.find('/') != std::string::npos || f == "..")
+    if (f.find('/') != std::string::npos || f.empty() || f == "." || f == "..")
       throw InputError(fmt::format("{}: field \"weight_map.{}\": \"{}\" is not a file in the model directory",
                                    index.string(), name, f));
     out[name] = f;
@@ -104,7 +104,8 @@ Checkpoint Checkpoint::open(const fs::path& dir, const CheckpointSelection& sel)
   ck.config_ = ModelConfig::load(dir / "config.json");
   ck.selection_ = sel;
   const ModelConfig& c = ck.config_;
-  if (sel.layer_begin < 0 || (sel.layer_end >= 0 && (sel.layer_end > c.n_layers || sel.layer_end < sel.layer_begin)))
+  const bool bad_end = sel.layer_end >= 0 && (sel.layer_end > c.n_layers || sel.layer_end < sel.layer_begin);
+  if (sel.layer_begin < 0 || sel.layer_begin > c.n_layers || bad_end)
     throw InputError(fmt::format("{}: layer range {}..{} outside the model's {} layers", dir.string(),
                                  sel.layer_begin, sel.layer_end, c.n_layers));
   if (sel.experts)

@@ -2,11 +2,16 @@
 
 #include <fmt/format.h>
 
+#include <cmath>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
 namespace flashline {
 namespace {
+
+// Upper bound of every integer key (the release's largest is vocab_size 129280): products of two
+// sizes then fit in int64 and tensor shapes cannot overflow.
+constexpr int64_t kMaxValue = int64_t(1) << 24;
 
 struct Reader {
   const nlohmann::json& j;
@@ -26,10 +31,16 @@ struct Reader {
       if (def) return *def;
       fail(key, "missing (expected an integer)");
     }
-    if (!v->is_number_integer() && !(v->is_number_float() && v->get<double>() == double(int64_t(v->get<double>()))))
+    // A float is accepted when integral; range first: converting an out-of-range double is UB.
+    const bool integral_float = v->is_number_float() && std::fabs(v->get<double>()) <= double(kMaxValue) &&
+                                v->get<double>() == std::floor(v->get<double>());
+    if (!v->is_number_integer() && !integral_float)
       fail(key, fmt::format("expected an integer, found {}", v->dump()));
+    if (v->is_number_unsigned() && v->get<uint64_t>() > uint64_t(kMaxValue))
+      fail(key, fmt::format("expected an integer <= {}, found {}", kMaxValue, v->dump()));
     int64_t x = v->is_number_integer() ? v->get<int64_t>() : int64_t(v->get<double>());
-    if (x < min || x > INT32_MAX) fail(key, fmt::format("expected an integer >= {}, found {}", min, x));
+    if (x < min || x > kMaxValue)
+      fail(key, fmt::format("expected an integer in {}..{}, found {}", min, kMaxValue, x));
     return int(x);
   }
   double number(const std::string& key, std::optional<double> def = std::nullopt) const {
@@ -97,8 +108,8 @@ ModelConfig ModelConfig::from_json(const nlohmann::json& j, const std::string& s
     if (!ratios->is_array()) r.fail("compress_ratios", "expected an array of integers");
     for (std::size_t i = 0; i < ratios->size(); ++i) {
       const auto& v = (*ratios)[i];
-      if (!v.is_number_integer() || v.get<int64_t>() < 0)
-        r.fail(fmt::format("compress_ratios[{}]", i), "expected an integer >= 0");
+      if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() > kMaxValue)
+        r.fail(fmt::format("compress_ratios[{}]", i), fmt::format("expected an integer in 0..{}", kMaxValue));
       c.ratios.push_back(v.get<int>());
     }
     if (int(c.ratios.size()) < c.n_layers + c.n_mtp)
@@ -127,8 +138,11 @@ ModelConfig ModelConfig::from_json(const nlohmann::json& j, const std::string& s
   need(c.q_lora % 128 == 0, "q_lora_rank", fmt::format("must be a multiple of 128, found {}", c.q_lora));
   need(c.moe_inter % 128 == 0, "moe_intermediate_size",
        fmt::format("must be a multiple of 128, found {}", c.moe_inter));
-  need((c.n_heads / c.o_groups) * c.head_dim % 128 == 0 && c.o_lora * c.o_groups % 128 == 0, "o_lora_rank",
+  need(int64_t(c.n_heads / c.o_groups) * c.head_dim % 128 == 0 && int64_t(c.o_lora) * c.o_groups % 128 == 0,
+       "o_lora_rank",
        "wo_a / wo_b inner dimensions must be multiples of 128");
+  // hc_mix_dim() = (2 + hc) * hc is an int; the release uses 4
+  need(c.hc <= 64, "hc_mult", fmt::format("expected at most 64, found {}", c.hc));
   need(c.n_shared == 1, "n_shared_experts", fmt::format("expected 1, found {}", c.n_shared));
   bool any_csa = false;
   for (int r4 : c.ratios) any_csa |= r4 == 4;

@@ -82,6 +82,8 @@ SafetensorsFile::SafetensorsFile(const std::filesystem::path& path) : path_(path
       int64_t n = 1;
       for (auto& d : info["shape"]) {
         if (!d.is_number_unsigned()) throw bad(fmt::format("shape entry {} is not a non-negative integer", d.dump()));
+        // above INT64_MAX the entry would turn negative and slip past the overflow check below
+        if (d.get<uint64_t>() > uint64_t(INT64_MAX / 16)) throw bad(fmt::format("shape entry {} is too large", d.dump()));
         v.shape.push_back(d.get<int64_t>());
         if (v.shape.back() > 0 && n > INT64_MAX / 16 / v.shape.back()) throw bad("shape is too large");
         n *= v.shape.back();

@@ -123,23 +123,26 @@ class Rng {  // xoshiro256**
     return r;
   }
   double uniform() { return double(next() >> 11) * 0x1.0p-53; }  // [0, 1)
-  double normal() {  // Box-Muller, both values of a pair used
+  // Box-Muller in float (both values of a pair used): generation time is dominated by the
+  // routed experts' normals, and float precision is plenty for random weights.
+  float normal() {
     if (have_spare_) {
       have_spare_ = false;
       return spare_;
     }
-    double u = 1.0 - uniform(), v = uniform();
-    double r = std::sqrt(-2.0 * std::log(u));
-    spare_ = r * std::sin(2.0 * M_PI * v);
+    const float u = float(next() >> 40) * 0x1.0p-24f, v = float(next() >> 40) * 0x1.0p-24f;
+    const float r = std::sqrt(-2.0f * std::log(1.0f - u));  // 1 - u in (0, 1]
+    const float t = 6.2831853f * v;
+    spare_ = r * std::sin(t);
     have_spare_ = true;
-    return r * std::cos(2.0 * M_PI * v);
+    return r * std::cos(t);
   }
   uint64_t below(uint64_t n) { return next() % n; }  // bias irrelevant at these n
 
  private:
   static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
   uint64_t s_[4];
-  double spare_ = 0.0;
+  float spare_ = 0.0f;
   bool have_spare_ = false;
 };
 
@@ -157,16 +160,17 @@ uint8_t e4m3_code(float q) {  // q on the e4m3fn grid, |q| <= 448
 // x (already divided by its block scale, |x| <= 6) -> e2m1 code, round-half-even onto
 // {0, .5, 1, 1.5, 2, 3, 4, 6}: ties go to the even code (.25->0, .75->1, 1.25->1, 1.75->2,
 // 2.5->2, 3.5->4, 5->4). Thresholds instead of e2m1_round: routed experts are most of the bytes.
+// Branch-free: random weights make every branch a coin flip.
 uint8_t e2m1_code(float x) {
   const float a = std::fabs(x);
-  const uint8_t code = a <= 0.25f ? 0 : a < 0.75f ? 1 : a <= 1.25f ? 2 : a < 1.75f ? 3
-                     : a <= 2.5f  ? 4 : a < 3.5f  ? 5 : a <= 5.0f  ? 6 : 7;
+  const int code = (a > 0.25f) + (a >= 0.75f) + (a > 1.25f) + (a >= 1.75f) + (a > 2.5f) + (a >= 3.5f) + (a > 5.0f);
   return uint8_t(code | (std::signbit(x) ? 0x8 : 0));
 }
 
 std::vector<float> normal_values(Rng& rng, int64_t n, double std, double mean = 0.0) {
   std::vector<float> v(std::size_t(n), 0.0f);
-  for (auto& x : v) x = float(rng.normal() * std + mean);
+  const auto s = float(std), m = float(mean);
+  for (auto& x : v) x = rng.normal() * s + m;
   return v;
 }
 
@@ -206,7 +210,8 @@ std::pair<std::vector<std::byte>, std::vector<std::byte>> quant_fp4(const std::v
     for (int i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(x[i]));
     const float s = pow2_ceil(amax / 6.0f);
     scales[b] = std::byte(e8m0_byte(s));
-    for (int i = 0; i < 32; ++i) codes[i] = e2m1_code(x[i] / s);
+    const float inv = 1.0f / s;  // exact: s is a power of two well inside the normal range
+    for (int i = 0; i < 32; ++i) codes[i] = e2m1_code(x[i] * inv);
     for (int i = 0; i < 16; ++i) packed[b * 16 + i] = std::byte(uint8_t(codes[2 * i] | (codes[2 * i + 1] << 4)));
   }
   return {std::move(packed), std::move(scales)};

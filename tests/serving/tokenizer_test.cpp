@@ -4,7 +4,6 @@
 
 #include <gtest/gtest.h>
 
-#include <chrono>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -39,13 +38,13 @@ TEST_P(TokenizerVectors, IdsTokensAndDecodedTextMatch) {
 INSTANTIATE_TEST_SUITE_P(Categories, TokenizerVectors, ::testing::ValuesIn(test_data::distinct(test_data::tokenizer_vectors()["cases"], "category")),
                          [](const auto& info) { return info.param; });
 
-TEST(Tokenizer, RealFileLoadsFast) {
-  const auto start = std::chrono::steady_clock::now();
+TEST(Tokenizer, RealFileLoads) {
+  // Load time is measured by bench/tokenizer_bench (load_s), not asserted here.
   const Tokenizer tok = Tokenizer::from_file(test_data::path("tokenizer/tokenizer.json"));
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   EXPECT_EQ(tok.vocab_size(), 129280);
-  // Generous bound for a loaded CI machine; typical is far lower (see docs/tokenizer.md).
-  EXPECT_LT(seconds, 3.0);
+  EXPECT_EQ(tok.token_id("<｜User｜>"), 128803);
+  EXPECT_TRUE(tok.is_added(128803));
+  EXPECT_FALSE(tok.is_added(16));
 }
 
 // Characters assigned after PCRE2's Unicode version (14.0) split as in the reference
