@@ -22,14 +22,7 @@ int count_prefix(const Checkpoint& ck, const std::string& prefix) {
                            [&](const auto& kv) { return kv.first.starts_with(prefix); }));
 }
 
-std::string message_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const InputError& e) {
-    return e.what();
-  }
-  return "(no InputError)";
-}
+std::string message_of(const std::function<void()>& f) { return input_error_message(f); }
 
 TEST(CheckpointLoad, TinyAWholeModel) {
   const Checkpoint ck = Checkpoint::open(kTinyA);

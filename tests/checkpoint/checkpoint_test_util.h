@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "stages/model_config.h"
 #include "stages/safetensors_writer.h"
 
 namespace flashline::test {
@@ -94,6 +95,16 @@ inline void poke_tensor(const fs::path& shard, const std::string& tensor, std::s
   std::fstream f(shard, std::ios::binary | std::ios::in | std::ios::out);
   f.seekp(std::streamoff(8 + n + begin + offset));
   f.write(bytes.data(), std::streamsize(bytes.size()));
+}
+
+// The InputError message `f` throws, or "(no InputError)".
+inline std::string input_error_message(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const InputError& e) {
+    return e.what();
+  }
+  return "(no InputError)";
 }
 
 struct CommandResult {

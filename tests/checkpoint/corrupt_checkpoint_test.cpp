@@ -24,12 +24,7 @@ class CorruptCheckpoint : public ::testing::Test {
 
   // Both the loader and the command must fail, and both messages must contain every piece.
   void expect_rejected(const std::vector<std::string>& pieces) const {
-    std::string msg = "(no InputError)";
-    try {
-      Checkpoint::open(model_);
-    } catch (const InputError& e) {
-      msg = e.what();
-    }
+    const std::string msg = input_error_message([&] { Checkpoint::open(model_); });
     for (const auto& p : pieces) EXPECT_NE(msg.find(p), std::string::npos) << "missing \"" << p << "\" in: " << msg;
     const CommandResult r = run_flashline({"inspect", "--model", model_.string()});
     EXPECT_NE(r.exit_code, 0) << r.output;

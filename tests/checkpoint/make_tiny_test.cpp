@@ -171,14 +171,7 @@ TEST(MakeTiny, PresetFileMergesOverTheSharedKeys) {
 
 TEST(MakeTiny, BadPresetsNameTheProblem) {
   ScratchDir dir("make-tiny-bad");
-  auto msg = [](const std::function<void()>& f) {
-    try {
-      f();
-    } catch (const InputError& e) {
-      return std::string(e.what());
-    }
-    return std::string("(no InputError)");
-  };
+  const auto msg = input_error_message;
   EXPECT_NE(msg([] { tiny_preset("huge"); }).find("unknown preset \"huge\" (known: tiny-a, tiny-b, small)"),
             std::string::npos);
   write_file(dir.path() / "a.json", R"({"hidden_size": 100})");
