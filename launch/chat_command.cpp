@@ -6,6 +6,7 @@
 #include <fstream>
 #include <iostream>
 #include <iterator>
+#include <string_view>
 
 #include "launch/commands.h"
 #include "serving/chat_format.h"
@@ -47,8 +48,10 @@ void run_chat_prompt(const ChatPromptOptions& o) {
   try {
     prompt = encode_chat(messages, opt);
   } catch (const InputError& e) {
-    // The paths in the message ("messages[2].role") are relative to the file named here.
-    throw InputError(fmt::format("{}: {}", o.messages, e.what()));
+    // The paths in the message ("messages[2].role", "context[0].role") are relative to the
+    // file named here.
+    const bool in_context = std::string_view(e.what()).starts_with("context");
+    throw InputError(fmt::format("{}: {}", in_context ? o.context : o.messages, e.what()));
   }
   if (o.ids) {
     const Tokenizer tok = Tokenizer::from_file(o.tokenizer);
