@@ -10,11 +10,46 @@
 #include "comms/mpi/mpi_pipeline_link.h"
 #include "comms/mpi/mpi_world.h"
 #include "stages/pipeline_runner.h"
+#ifdef FLASHLINE_HAVE_NCCL
+#include "comms/nccl/nccl_expert_exchange.h"
+#include "comms/nccl/nccl_pipeline_link.h"
+#endif
 
 namespace flashline {
 namespace {
 
 std::set<int> to_set(const std::vector<int>& v) { return {v.begin(), v.end()}; }
+
+#ifdef FLASHLINE_HAVE_NCCL
+constexpr bool kHaveNccl = true;
+#else
+constexpr bool kHaveNccl = false;
+#endif
+
+// Every directed route the pipeline sends on (PipelineRunner): forward to the next stage of the
+// lane, sampled ids from the last stage back to stage 0, results from each lane's last stage to
+// rank 0. The NCCL link opens one communicator per route.
+[[maybe_unused]] std::vector<std::pair<int, int>> pipeline_routes(const Plan& plan) {
+  std::vector<std::pair<int, int>> routes;
+  const auto& st = plan.stages;
+  for (int j = 0; j < plan.lanes; ++j) {
+    for (std::size_t s = 0; s + 1 < st.size(); ++s) routes.emplace_back(st[s].ranks[j], st[s + 1].ranks[j]);
+    routes.emplace_back(st.back().ranks[j], st.front().ranks[j]);
+    routes.emplace_back(st.back().ranks[j], 0);
+  }
+  return routes;
+}
+
+// "cuda:3" -> 3; -1 for anything else.
+int cuda_device_of(const std::string& device) {
+  if (!device.starts_with("cuda:") || device.size() == 5) return -1;
+  int n = 0;
+  for (char c : device.substr(5)) {
+    if (c < '0' || c > '9' || n > 100000) return -1;
+    n = n * 10 + (c - '0');
+  }
+  return n;
+}
 
 class DistributedRunner final : public RequestRunner {
  public:
@@ -52,10 +87,26 @@ class DistributedRunner final : public RequestRunner {
       check_plan_against_model(plan_, config_, world_.size(), options_.plan);
       const auto& me = plan_.ranks.at(world_.rank());
       stage_ = me.stage, lane_ = me.lane;
-      for (const auto& t : {plan_.pipeline_transport, plan_.expert_transport})
-        if (t != "mpi")
-          throw InputError(fmt::format("{}: transports: \"{}\" is not available to this runtime on CPU ranks (use mpi)",
-                                       options_.plan, t));
+      for (const auto& t : {plan_.pipeline_transport, plan_.expert_transport}) {
+        if (t == "mpi") continue;
+        if (t == "nccl" && !kHaveNccl)
+          throw InputError(fmt::format("{}: transports: \"nccl\" is not available: this flashline was built "
+                                       "without CUDA and NCCL (use mpi)",
+                                       options_.plan));
+        if (t != "nccl")
+          throw InputError(fmt::format("{}: transports: \"{}\" is not available to this runtime (use mpi{})",
+                                       options_.plan, t, kHaveNccl ? " or nccl" : ""));
+        device_ = cuda_device_of(me.device);
+        if (device_ < 0)
+          throw InputError(fmt::format("{}: transports: nccl needs a CUDA device on every rank, but rank {} is on "
+                                       "\"{}\" (expected cuda:N)",
+                                       options_.plan, world_.rank(), me.device));
+#ifdef FLASHLINE_HAVE_NCCL
+        if (const int n = cuda_device_count(); device_ >= n)
+          throw InputError(fmt::format("{}: rank {} (stage {} lane {}) is on cuda:{}, but {} CUDA devices are visible on {}",
+                                       options_.plan, world_.rank(), stage_, lane_, device_, n, world_.host()));
+#endif
+      }
     } catch (const std::exception& e) {
       error = e.what();
     }
@@ -74,8 +125,13 @@ class DistributedRunner final : public RequestRunner {
     for (const auto& [layer, m] : st.layer_experts)
       placement.layer_owner[layer] = ExpertPlacement::choose(m.lanes, lane_, config_.n_experts);
     stage_comm_ = world_.split(stage_, lane_);
-    exchange_ = std::make_unique<MpiExpertExchange>(stage_comm_);
-    link_ = std::make_unique<MpiPipelineLink>(MPI_COMM_WORLD);
+#ifdef FLASHLINE_HAVE_NCCL
+    if (plan_.expert_transport == "nccl") exchange_ = std::make_unique<NcclExpertExchange>(stage_comm_, device_);
+    if (plan_.pipeline_transport == "nccl")
+      link_ = std::make_unique<NcclPipelineLink>(MPI_COMM_WORLD, device_, pipeline_routes(plan_));
+#endif
+    if (!exchange_) exchange_ = std::make_unique<MpiExpertExchange>(stage_comm_);
+    if (!link_) link_ = std::make_unique<MpiPipelineLink>(MPI_COMM_WORLD);
     tf_ = std::make_unique<Transformer>(*ck_, options_.numerics, *exchange_, std::move(placement));
     executor_ = std::make_unique<StageExecutor>(*tf_, st.first_layer, st.last_layer + 1, stage_ == 0,
                                                 stage_ + 1 == int(plan_.stages.size()));
@@ -88,10 +144,11 @@ class DistributedRunner final : public RequestRunner {
   Plan plan_;
   ModelConfig config_;
   int stage_ = 0, lane_ = 0;
+  int device_ = -1;  // CUDA device of the NCCL transports
   MPI_Comm stage_comm_ = MPI_COMM_NULL;
   std::unique_ptr<Checkpoint> ck_;
-  std::unique_ptr<MpiExpertExchange> exchange_;
-  std::unique_ptr<MpiPipelineLink> link_;
+  std::unique_ptr<ExpertExchange> exchange_;
+  std::unique_ptr<PipelineLink> link_;
   std::unique_ptr<Transformer> tf_;
   std::unique_ptr<StageExecutor> executor_;
 };
