@@ -11,10 +11,10 @@ namespace flashline {
 
 struct NcclExpertExchange::State {
   int world_rank = 0;
-  NcclCommunicator nccl;
   // Reused across calls, grown only: [0, size) sizes sent, [size, 2 size) sizes received.
   DeviceBuffer sizes, send, recv;
   std::vector<uint64_t> host_sizes;
+  NcclCommunicator nccl;  // destroyed first (see Route in the pipeline link)
 };
 
 int cuda_device_count() {

@@ -33,10 +33,12 @@ struct InFlight {
 };
 
 struct Route {
-  NcclCommunicator nccl;
-  std::list<InFlight> in_flight;  // sender side: sends not yet received
+  std::list<InFlight> in_flight;    // sender side: sends not yet received
   std::vector<DeviceBuffer> spare;  // sender side: buffers of completed sends, for reuse
   DeviceBuffer recv_buffer;         // receiver side
+  // Last, so destroyed first: a teardown after an error aborts the pending operations before
+  // their buffers are freed.
+  NcclCommunicator nccl;
 };
 
 }  // namespace
