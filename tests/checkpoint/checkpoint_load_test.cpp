@@ -106,7 +106,7 @@ TEST(CheckpointLoad, NothingButOneLayersAttention) {
   CheckpointSelection sel;
   sel.layer_begin = 1;
   sel.layer_end = 2;
-  sel.experts = std::set<int>{};
+  sel.experts.emplace();  // no routed experts at all
   sel.embedding = sel.head = sel.mtp = false;
   const Checkpoint ck = Checkpoint::open(kTinyA, sel);
   EXPECT_EQ(file_names(ck), (std::vector<std::string>{kShard1}));
