@@ -24,11 +24,11 @@ std::vector<float> scaled_mixes(const float* X, HcShape s, const HcParams& p, fl
 void weighted_collapse(const float* X, HcShape s, const float* wts, float* y, Numerics num) {
 #pragma omp parallel for schedule(static)
   for (int r = 0; r < s.rows; ++r) {
-    float terms[16];
+    std::vector<float> terms(s.hc);  // one term per copy
     const float* xr = X + std::size_t(r) * s.hc * s.dim;
     for (int d = 0; d < s.dim; ++d) {
       for (int j = 0; j < s.hc; ++j) terms[j] = wts[r * s.hc + j] * xr[std::size_t(j) * s.dim + d];
-      y[std::size_t(r) * s.dim + d] = bf16_round(sum(terms, s.hc, num));
+      y[std::size_t(r) * s.dim + d] = bf16_round(sum(terms.data(), s.hc, num));
     }
   }
 }
@@ -53,7 +53,7 @@ void hc_pre(const float* X, HcShape s, const HcParams& p, const ModelConfig& c, 
 void hc_post(const float* a, const float* X, HcShape s, const HcWeights& w, float* out, Numerics num) {
 #pragma omp parallel for schedule(static)
   for (int r = 0; r < s.rows; ++r) {
-    float terms[16];
+    std::vector<float> terms(s.hc);  // one term per copy
     const float* xr = X + std::size_t(r) * s.hc * s.dim;
     const float* comb = &w.comb[std::size_t(r) * s.hc * s.hc];
     float* o = out + std::size_t(r) * s.hc * s.dim;
@@ -61,7 +61,7 @@ void hc_post(const float* a, const float* X, HcShape s, const HcWeights& w, floa
       const float post = w.post[r * s.hc + k];
       for (int d = 0; d < s.dim; ++d) {
         for (int j = 0; j < s.hc; ++j) terms[j] = comb[j * s.hc + k] * xr[std::size_t(j) * s.dim + d];
-        o[std::size_t(k) * s.dim + d] = bf16_round(post * a[std::size_t(r) * s.dim + d] + sum(terms, s.hc, num));
+        o[std::size_t(k) * s.dim + d] = bf16_round(post * a[std::size_t(r) * s.dim + d] + sum(terms.data(), s.hc, num));
       }
     }
   }
