@@ -29,16 +29,10 @@ using Lanes8 = float __attribute__((vector_size(32)));
 
 [[gnu::always_inline]] inline float combine8(Lanes8 p) { return ((p[0] + p[4]) + (p[2] + p[6])) + ((p[1] + p[5]) + (p[3] + p[7])); }
 
-// Eight unsigned lanes, for unpacking codes straight into vector registers.
+// Eight unsigned lanes, for widening bf16 weights straight into vector registers.
 using U32x8 = uint32_t __attribute__((vector_size(32)));
-using U8x8 = uint8_t __attribute__((vector_size(8)));
 using U16x8 = uint16_t __attribute__((vector_size(16)));
 
-[[gnu::always_inline]] inline U32x8 load_u8x8(const uint8_t* p) {
-  U8x8 b;
-  std::memcpy(&b, p, sizeof b);
-  return __builtin_convertvector(b, U32x8);
-}
 [[gnu::always_inline]] inline U32x8 load_u16x8(const uint16_t* p) {
   U16x8 b;
   std::memcpy(&b, p, sizeof b);
@@ -49,13 +43,7 @@ using U16x8 = uint16_t __attribute__((vector_size(16)));
   std::memcpy(&f, &u, sizeof f);
   return f;
 }
-// e4m3 codes / e2m1 nibbles / bf16 bit patterns in the lanes -> their values (see gemm.cpp).
-[[gnu::always_inline]] inline Lanes8 e4m3_lanes(U32x8 c) {
-  return bits_as_float(((c & 0x7F) << 20) | ((c & 0x80) << 24)) * 0x1p120f;
-}
-[[gnu::always_inline]] inline Lanes8 e2m1_lanes(U32x8 nibble) {
-  return bits_as_float(((nibble & 7) << 22) | ((nibble & 8) << 28)) * 0x1p126f;
-}
+// bf16 bit patterns in the lanes -> their values.
 [[gnu::always_inline]] inline Lanes8 bf16_lanes(U32x8 b) { return bits_as_float(b << 16); }
 
 template <int N>

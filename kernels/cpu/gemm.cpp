@@ -102,21 +102,15 @@ FLASHLINE_SIMD_CLONES void fp4_column_exact(const QuantizedRows& x, const float*
                                             float* row, float* y) {
   fp4_column<true>(x, qp, w, j, row, y);
 }
-// One activation row (decode): the weights are unpacked into registers and consumed at once, in
-// the same lane order as the staged path, so both give identical results.
+// The weight row is unpacked (scales applied) into `row`, written so the compiler vectorises it,
+// then consumed by every activation row.
 FLASHLINE_SIMD_CLONES void fp8_column_fast(const float* xs, int m, const Fp8Weight& w, int j, float* row, float* y) {
   const int k = w.k, kb_count = k / 128;
   const uint8_t* c = w.codes + std::size_t(j) * k;
   const uint8_t* ws = w.scales + std::size_t(j / 128) * kb_count;
-  if (m == 1) {
-    Lanes8 p = {};
-    for (int t = 0; t < k; t += 8) p += load8(xs + t) * (e4m3_lanes(load_u8x8(c + t)) * e8m0_decode(ws[t / 128]));
-    y[j] = bf16_round(combine8(p));
-    return;
-  }
-  for (int t = 0; t < k; t += 8) {
-    const Lanes8 v = e4m3_lanes(load_u8x8(c + t)) * e8m0_decode(ws[t / 128]);
-    std::memcpy(row + t, &v, sizeof v);
+  for (int b = 0; b < kb_count; ++b) {
+    const float sw = e8m0_decode(ws[b]);
+    for (int i = 0; i < 128; ++i) row[b * 128 + i] = e4m3_value(c[b * 128 + i]) * sw;
   }
   dot_rows(xs, m, k, row, y, w.n, j);
 }
@@ -126,26 +120,13 @@ FLASHLINE_SIMD_CLONES void fp4_column_fast(const float* xs, int m, const Fp4Weig
   const int k = w.k, nb = k / 32;
   const uint8_t* c = w.codes + std::size_t(j) * (k / 2);
   const uint8_t* ws = w.scales + std::size_t(j) * nb;
-  if (m == 1) {
-    Lanes8 p = {};
-    for (int b = 0; b < nb; ++b) {
-      const float sw = e8m0_decode(ws[b]);
-      const U32x8 v0 = load_u8x8(c + b * 16), v1 = load_u8x8(c + b * 16 + 8);
-      const float* q = xs + b * 32;
-      p += load8(q) * (e2m1_lanes(v0 & 15) * sw);
-      p += load8(q + 8) * (e2m1_lanes(v1 & 15) * sw);
-      p += load8(q + 16) * (e2m1_lanes(v0 >> 4) * sw);
-      p += load8(q + 24) * (e2m1_lanes(v1 >> 4) * sw);
-    }
-    y[j] = bf16_round(combine8(p));
-    return;
-  }
   for (int b = 0; b < nb; ++b) {
     const float sw = e8m0_decode(ws[b]);
-    const U32x8 v0 = load_u8x8(c + b * 16), v1 = load_u8x8(c + b * 16 + 8);
-    const Lanes8 parts[4] = {e2m1_lanes(v0 & 15) * sw, e2m1_lanes(v1 & 15) * sw, e2m1_lanes(v0 >> 4) * sw,
-                             e2m1_lanes(v1 >> 4) * sw};
-    std::memcpy(row + b * 32, parts, sizeof parts);
+    for (int i = 0; i < 16; ++i) {
+      const uint32_t byte = c[b * 16 + i];
+      row[b * 32 + i] = e2m1_value(byte) * sw;
+      row[b * 32 + 16 + i] = e2m1_value(byte >> 4) * sw;
+    }
   }
   dot_rows(xs, m, k, row, y, w.n, j);
 }
