@@ -10,24 +10,32 @@
 
 namespace flashline {
 
+nlohmann::json read_json_file_arg(const std::string& arg, const std::string& option) {
+  const std::string path = arg.substr(1);
+  std::ifstream in(path);
+  if (!in) throw InputError(fmt::format("{} {}: cannot open {}", option, arg, path));
+  try {
+    return nlohmann::json::parse(in);
+  } catch (const nlohmann::json::parse_error& e) {
+    throw InputError(fmt::format("{}: invalid JSON: {}", path, e.what()));
+  }
+}
+
+std::vector<int32_t> token_ids_from_json(const nlohmann::json& j, const std::string& where) {
+  if (!j.is_array()) throw InputError(fmt::format("{}: expected a JSON array of token ids", where));
+  std::vector<int32_t> ids;
+  for (std::size_t i = 0; i < j.size(); ++i) {
+    if (!j[i].is_number_integer() || j[i].get<int64_t>() < 0 || j[i].get<int64_t>() > INT32_MAX)
+      throw InputError(fmt::format("{}[{}] = {} is not a token id", where, i, j[i].dump()));
+    ids.push_back(j[i].get<int32_t>());
+  }
+  return ids;
+}
+
 std::vector<int32_t> parse_token_ids(const std::string& arg, const std::string& option) {
   std::vector<int32_t> ids;
   if (!arg.empty() && arg[0] == '@') {
-    const std::string path = arg.substr(1);
-    std::ifstream in(path);
-    if (!in) throw InputError(fmt::format("{} {}: cannot open {}", option, arg, path));
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(in);
-    } catch (const nlohmann::json::parse_error& e) {
-      throw InputError(fmt::format("{}: invalid JSON: {}", path, e.what()));
-    }
-    if (!j.is_array()) throw InputError(fmt::format("{}: expected a JSON array of token ids", path));
-    for (std::size_t i = 0; i < j.size(); ++i) {
-      if (!j[i].is_number_integer() || j[i].get<int64_t>() < 0 || j[i].get<int64_t>() > INT32_MAX)
-        throw InputError(fmt::format("{}: element [{}] = {} is not a token id", path, i, j[i].dump()));
-      ids.push_back(j[i].get<int32_t>());
-    }
+    ids = token_ids_from_json(read_json_file_arg(arg, option), arg.substr(1) + ": element ");
   } else {
     std::size_t start = 0;
     while (start <= arg.size()) {
