@@ -56,14 +56,11 @@ int run(int argc, char** argv) {
   std::vector<RequestState> states;
   std::vector<int32_t> last(batch);
   double prefill_s = 0;
+  states.reserve(batch);  // the batches below hold pointers into it
   for (int r = 0; r < batch; ++r) {
     std::vector<int32_t> ids(prompt_len);
     for (int i = 0; i < prompt_len; ++i) ids[i] = int32_t((1103515245LL * (i + 1 + 1000 * r) + 12345) % 2147483648LL % c.vocab);
     states.push_back(tf.new_state());
-  }
-  for (int r = 0; r < batch; ++r) {
-    std::vector<int32_t> ids(prompt_len);
-    for (int i = 0; i < prompt_len; ++i) ids[i] = int32_t((1103515245LL * (i + 1 + 1000 * r) + 12345) % 2147483648LL % c.vocab);
     auto t0 = clock::now();
     StepBatch b;
     b.add(ids, 0, &states[r]);

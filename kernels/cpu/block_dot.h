@@ -1,8 +1,8 @@
 #pragma once
-// Dot products of short fixed-size blocks (the 32- and 128-wide K blocks of the quantised
-// GEMMs), inlined so the fast path vectorises. Exact: double accumulation (the products of
-// e4m3/e2m1 values and e4m3-grid activations are exact in double, and so is their sum), rounded
-// once. Fast: eight fp32 lanes combined in a fixed tree, the same order as reduce.h's dot.
+// Inlined dot-product building blocks. Exact block dots of the quantised GEMMs' 32- and 128-wide
+// K blocks: double accumulation (e4m3/e2m1 values times e4m3-grid activations are exact in
+// double, and so is their sum), rounded once. Fast paths: eight fp32 lanes combined in a fixed
+// tree, the order reduce.h's dot uses.
 #include <cstdint>
 #include <cstring>
 
@@ -45,13 +45,5 @@ using U16x8 = uint16_t __attribute__((vector_size(16)));
 }
 // bf16 bit patterns in the lanes -> their values.
 [[gnu::always_inline]] inline Lanes8 bf16_lanes(U32x8 b) { return bits_as_float(b << 16); }
-
-template <int N>
-inline float block_dot_fast(const float* a, const float* b) {
-  static_assert(N % 8 == 0);
-  Lanes8 p = {};
-  for (int i = 0; i < N; i += 8) p += load8(a + i) * load8(b + i);
-  return combine8(p);
-}
 
 }  // namespace flashline

@@ -20,9 +20,10 @@ inline float e2m1_value(uint32_t nibble) {
   return bits_to_float(((nibble & 7u) << 22) | ((nibble & 8u) << 28)) * 0x1p126f;
 }
 
+// exact mode, each body compiled for AVX2 and the baseline: per K block the exact block dot,
+// scaled and added to an fp32 accumulator in K order, as the reference numerics define it.
 // Output column j of an FP8 GEMM for all m rows. `row` is scratch of k floats.
-template <bool Exact>
-inline void fp8_column(const QuantizedRows& x, const Fp8Weight& w, int j, float* row, float* y) {
+FLASHLINE_SIMD_CLONES void fp8_column_exact(const QuantizedRows& x, const Fp8Weight& w, int j, float* row, float* y) {
   const int k = w.k, kb_count = k / 128, n = w.n;
   const uint8_t* c = w.codes + std::size_t(j) * k;
   for (int i = 0; i < k; ++i) row[i] = e4m3_value(c[i]);
@@ -32,8 +33,7 @@ inline void fp8_column(const QuantizedRows& x, const Fp8Weight& w, int j, float*
     const float* sx = x.s.data() + std::size_t(i) * kb_count;
     float acc = 0.0f;
     for (int b = 0; b < kb_count; ++b) {
-      const float part = Exact ? block_dot_exact<128>(q + b * 128, row + b * 128)
-                               : block_dot_fast<128>(q + b * 128, row + b * 128);
+      const float part = block_dot_exact<128>(q + b * 128, row + b * 128);
       acc += part * (sx[b] * e8m0_decode(ws[b]));
     }
     y[std::size_t(i) * n + j] = bf16_round(acc);
@@ -43,8 +43,8 @@ inline void fp8_column(const QuantizedRows& x, const Fp8Weight& w, int j, float*
 // Output column j of an FP4 GEMM for all m rows. `qp` holds the activations with each 32-wide
 // block split into its even then its odd inputs, matching the packed bytes' low then high
 // nibbles, so the weight row unpacks into contiguous halves. `row` is scratch of k floats.
-template <bool Exact>
-inline void fp4_column(const QuantizedRows& x, const float* qp, const Fp4Weight& w, int j, float* row, float* y) {
+FLASHLINE_SIMD_CLONES void fp4_column_exact(const QuantizedRows& x, const float* qp, const Fp4Weight& w, int j,
+                                            float* row, float* y) {
   const int k = w.k, n = w.n, nb = k / 32;
   const uint8_t* c = w.codes + std::size_t(j) * (k / 2);
   const uint8_t* ws = w.scales + std::size_t(j) * nb;
@@ -59,7 +59,7 @@ inline void fp4_column(const QuantizedRows& x, const float* qp, const Fp4Weight&
     const float* sx = x.s.data() + std::size_t(i) * (k / 128);
     float acc = 0.0f;
     for (int b = 0; b < nb; ++b) {
-      const float part = Exact ? block_dot_exact<32>(q + b * 32, row + b * 32) : block_dot_fast<32>(q + b * 32, row + b * 32);
+      const float part = block_dot_exact<32>(q + b * 32, row + b * 32);
       acc += (part * sx[b / 4]) * e8m0_decode(ws[b]);
     }
     y[std::size_t(i) * n + j] = bf16_round(acc);
@@ -94,14 +94,7 @@ inline void fp4_column(const QuantizedRows& x, const float* qp, const Fp4Weight&
   }
 }
 
-// The exact bodies and the fast ones, each compiled for AVX2 and the baseline.
-FLASHLINE_SIMD_CLONES void fp8_column_exact(const QuantizedRows& x, const Fp8Weight& w, int j, float* row, float* y) {
-  fp8_column<true>(x, w, j, row, y);
-}
-FLASHLINE_SIMD_CLONES void fp4_column_exact(const QuantizedRows& x, const float* qp, const Fp4Weight& w, int j,
-                                            float* row, float* y) {
-  fp4_column<true>(x, qp, w, j, row, y);
-}
+// fast mode, each body compiled for AVX2 and the baseline.
 // The weight row is unpacked (scales applied) into `row`, written so the compiler vectorises it,
 // then consumed by every activation row.
 FLASHLINE_SIMD_CLONES void fp8_column_fast(const float* xs, int m, const Fp8Weight& w, int j, float* row, float* y) {
