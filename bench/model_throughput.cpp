@@ -9,7 +9,7 @@
 
 #include "bench/memory_bandwidth.h"
 #include "comms/expert_exchange.h"
-#include "stages/release_layout.h"
+#include "model/release_layout.h"
 #include "stages/transformer.h"
 
 namespace flashline {
@@ -48,7 +48,7 @@ int run(int argc, char** argv) {
 
   Checkpoint ck = Checkpoint::open(model);
   LoopbackExpertExchange ex;
-  Transformer tf(ck, num, ex, ExpertPlacement::single(ck.config().n_experts));
+  Transformer tf(ck, num, ex, ExpertRoutes::single(ck.config().n_experts));
   const auto& c = tf.config();
   using clock = std::chrono::steady_clock;
   auto secs = [](auto a, auto b) { return std::chrono::duration<double>(b - a).count(); };

@@ -13,7 +13,7 @@
 
 #include "serving/tokenizer.h"
 #include "serving/utf8.h"
-#include "stages/model_config.h"
+#include "base/input_error.h"
 
 namespace {
 

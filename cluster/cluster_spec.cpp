@@ -9,8 +9,8 @@
 #include <map>
 #include <thread>
 
-#include "cluster/yaml_reader.h"
-#include "stages/model_config.h"  // InputError
+#include "base/input_error.h"
+#include "base/yaml_reader.h"
 
 namespace flashline {
 namespace {

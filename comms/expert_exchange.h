@@ -5,9 +5,9 @@
 #include <cstddef>
 #include <vector>
 
-namespace flashline {
+#include "base/byte_codec.h"
 
-using ByteBuffer = std::vector<std::byte>;
+namespace flashline {
 
 class ExpertExchange {
  public:

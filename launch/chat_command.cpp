@@ -13,7 +13,7 @@
 #include "serving/completion_parser.h"
 #include "serving/tokenizer.h"
 #include "serving/utf8.h"
-#include "stages/model_config.h"
+#include "model/model_config.h"
 
 namespace flashline {
 namespace {

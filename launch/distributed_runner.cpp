@@ -6,10 +6,11 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "base/input_error.h"
 #include "comms/mpi/mpi_expert_exchange.h"
 #include "comms/mpi/mpi_pipeline_link.h"
 #include "comms/mpi/mpi_world.h"
-#include "stages/pipeline_runner.h"
+#include "runtime/pipeline_runner.h"
 #ifdef FLASHLINE_HAVE_NCCL
 #include "comms/nccl/nccl_expert_exchange.h"
 #include "comms/nccl/nccl_pipeline_link.h"
@@ -121,9 +122,9 @@ class DistributedRunner final : public RequestRunner {
     const auto sel = selection_for(plan_, stage_, lane_, config_);
     ck_ = std::make_unique<Checkpoint>(Checkpoint::open(options_.model, sel));
     const auto& st = plan_.stages[stage_];
-    ExpertPlacement placement{ExpertPlacement::choose(st.experts.lanes, lane_, config_.n_experts), {}};
+    ExpertRoutes placement{ExpertRoutes::choose(st.experts.lanes, lane_, config_.n_experts), {}};
     for (const auto& [layer, m] : st.layer_experts)
-      placement.layer_owner[layer] = ExpertPlacement::choose(m.lanes, lane_, config_.n_experts);
+      placement.layer_owner[layer] = ExpertRoutes::choose(m.lanes, lane_, config_.n_experts);
     stage_comm_ = world_.split(stage_, lane_);
 #ifdef FLASHLINE_HAVE_NCCL
     if (plan_.expert_transport == "nccl") exchange_ = std::make_unique<NcclExpertExchange>(stage_comm_, device_);

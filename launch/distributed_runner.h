@@ -5,6 +5,7 @@
 // printing its rank, host and the cause, so no peer waits for it.
 #include <memory>
 
+#include "base/input_error.h"
 #include "launch/request_runner.h"
 #include "partition/plan.h"
 #include "stages/checkpoint.h"

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 
+#include "base/input_error.h"
 #include "launch/commands.h"
 #include "launch/prompt_list_arg.h"
 #include "launch/request_runner.h"

@@ -4,6 +4,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "base/input_error.h"
 #include "launch/commands.h"
 #include "stages/checkpoint.h"
 

@@ -9,7 +9,7 @@
 
 #include "launch/commands.h"
 #include "launch/mpirun_command.h"
-#include "stages/model_config.h"
+#include "model/model_config.h"
 
 namespace flashline {
 namespace {

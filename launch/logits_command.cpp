@@ -5,6 +5,7 @@
 
 #include <filesystem>
 
+#include "base/input_error.h"
 #include "launch/commands.h"
 #include "launch/npy_file.h"
 #include "launch/prompt_list_arg.h"

@@ -5,7 +5,7 @@
 #include <exception>
 
 #include "launch/commands.h"
-#include "stages/model_config.h"
+#include "model/model_config.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"flashline: a distributed runtime for DeepSeek-V4-Flash"};

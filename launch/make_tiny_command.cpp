@@ -5,7 +5,7 @@
 #include <optional>
 
 #include "launch/commands.h"
-#include "stages/model_config.h"
+#include "model/model_config.h"
 #include "stages/tiny_model.h"
 
 namespace flashline {

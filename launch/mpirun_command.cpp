@@ -5,7 +5,7 @@
 #include <algorithm>
 #include <map>
 
-#include "stages/model_config.h"  // InputError
+#include "base/input_error.h"
 
 namespace flashline {
 namespace {

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "base/input_error.h"
 #include "partition/plan.h"
 
 namespace flashline {

@@ -7,7 +7,7 @@
 #include <fstream>
 #include <regex>
 
-#include "stages/model_config.h"
+#include "model/model_config.h"
 
 namespace flashline {
 namespace {

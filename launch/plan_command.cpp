@@ -6,8 +6,9 @@
 #include <filesystem>
 #include <fstream>
 
+#include "base/input_error.h"
 #include "cluster/cluster_spec.h"
-#include "cluster/quantity.h"
+#include "base/quantity.h"
 #include "launch/commands.h"
 #include "launch/request_runner.h"
 #include "partition/cost_calibration.h"

@@ -5,7 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "launch/token_ids_arg.h"
-#include "stages/model_config.h"
+#include "model/model_config.h"
 
 namespace flashline {
 

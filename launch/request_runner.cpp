@@ -1,9 +1,10 @@
 // The single-process runner: the whole model, loopback transports, one stage and one lane.
+#include "base/input_error.h"
 #include "comms/expert_exchange.h"
 #include "comms/pipeline_link.h"
 #include "launch/distributed_runner.h"
 #include "launch/request_runner.h"
-#include "stages/pipeline_runner.h"
+#include "runtime/pipeline_runner.h"
 
 #include <fmt/format.h>
 
@@ -14,7 +15,7 @@ class LocalRunner final : public RequestRunner {
  public:
   explicit LocalRunner(const RunnerOptions& o)
       : ck_(Checkpoint::open(o.model)),
-        tf_(ck_, o.numerics, exchange_, ExpertPlacement::single(ck_.config().n_experts)),
+        tf_(ck_, o.numerics, exchange_, ExpertRoutes::single(ck_.config().n_experts)),
         executor_(tf_, 0, ck_.config().n_layers, true, true),
         micro_batches_(o.micro_batches) {}
 

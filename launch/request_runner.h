@@ -7,8 +7,8 @@
 #include <vector>
 
 #include "kernels/cpu/numerics.h"
-#include "stages/generation_request.h"
-#include "stages/model_config.h"
+#include "runtime/generation_request.h"
+#include "model/model_config.h"
 
 namespace flashline {
 

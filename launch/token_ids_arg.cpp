@@ -6,7 +6,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "stages/model_config.h"
+#include "model/model_config.h"
 
 namespace flashline {
 

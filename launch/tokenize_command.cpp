@@ -9,7 +9,7 @@
 
 #include "launch/commands.h"
 #include "serving/tokenizer.h"
-#include "stages/model_config.h"
+#include "model/model_config.h"
 
 namespace flashline {
 namespace {

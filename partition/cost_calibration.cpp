@@ -6,9 +6,9 @@
 #include <fstream>
 #include <functional>
 
-#include "cluster/yaml_reader.h"
+#include "base/yaml_reader.h"
 #include "partition/stage_planner.h"
-#include "stages/model_config.h"  // InputError
+#include "base/input_error.h"
 
 namespace flashline {
 namespace {

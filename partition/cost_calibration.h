@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <string>
 
+#include "base/input_error.h"
 #include "cluster/cluster_spec.h"
 #include "partition/cost_model.h"
 

@@ -1,5 +1,7 @@
 #include "partition/cost_model.h"
 
+#include "base/input_error.h"
+
 #include <fmt/format.h>
 
 #include <algorithm>

@@ -10,8 +10,8 @@
 #include <vector>
 
 #include "cluster/device_catalog.h"
-#include "stages/model_config.h"
-#include "stages/release_layout.h"
+#include "model/model_config.h"
+#include "model/release_layout.h"
 
 namespace flashline {
 

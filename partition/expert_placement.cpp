@@ -7,7 +7,7 @@
 #include <numeric>
 #include <nlohmann/json.hpp>
 
-#include "stages/model_config.h"  // InputError
+#include "base/input_error.h"
 
 namespace flashline {
 

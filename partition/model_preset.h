@@ -4,7 +4,7 @@
 #include <string>
 #include <vector>
 
-#include "stages/model_config.h"
+#include "model/model_config.h"
 
 namespace flashline {
 

@@ -8,8 +8,8 @@
 #include <set>
 #include <stdexcept>
 
-#include "cluster/yaml_reader.h"
-#include "stages/model_config.h"  // InputError
+#include "base/yaml_reader.h"
+#include "base/input_error.h"
 
 namespace flashline {
 namespace {

@@ -4,7 +4,7 @@
 
 #include <algorithm>
 
-#include "cluster/quantity.h"
+#include "base/quantity.h"
 
 namespace flashline {
 namespace {

@@ -7,7 +7,8 @@
 #include <limits>
 #include <set>
 
-#include "cluster/quantity.h"
+#include "base/input_error.h"
+#include "base/quantity.h"
 
 namespace flashline {
 namespace {

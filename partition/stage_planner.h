@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "base/input_error.h"
 #include "cluster/cluster_spec.h"
 #include "partition/cost_model.h"
 #include "partition/expert_placement.h"

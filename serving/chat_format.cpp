@@ -1,5 +1,7 @@
 #include "serving/chat_format.h"
 
+#include "base/input_error.h"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -7,7 +9,6 @@
 #include <map>
 #include <vector>
 
-#include "stages/model_config.h"
 
 namespace flashline {
 

@@ -6,6 +6,7 @@
 #include <string>
 #include <string_view>
 
+#include "base/input_error.h"
 #include "serving/py_json.h"
 
 namespace flashline {

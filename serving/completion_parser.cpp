@@ -1,5 +1,7 @@
 #include "serving/completion_parser.h"
 
+#include "base/input_error.h"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -7,7 +9,6 @@
 #include <set>
 #include <span>
 
-#include "stages/model_config.h"
 
 namespace flashline {
 

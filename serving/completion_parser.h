@@ -7,6 +7,7 @@
 #include <string_view>
 #include <vector>
 
+#include "base/input_error.h"
 #include "serving/chat_format.h"
 #include "serving/py_json.h"
 

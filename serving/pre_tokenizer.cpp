@@ -1,10 +1,11 @@
 #include "serving/pre_tokenizer.h"
 
+#include "base/input_error.h"
+
 #include <fmt/format.h>
 
 #include <nlohmann/json.hpp>
 
-#include "stages/model_config.h"
 
 namespace flashline {
 

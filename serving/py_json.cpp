@@ -1,12 +1,13 @@
 #include "serving/py_json.h"
 
+#include "base/input_error.h"
+
 #include <fmt/format.h>
 
 #include <charconv>
 #include <cmath>
 #include <vector>
 
-#include "stages/model_config.h"
 
 namespace flashline {
 

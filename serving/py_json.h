@@ -10,6 +10,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/input_error.h"
+
 namespace flashline {
 
 using OrderedJson = nlohmann::ordered_json;

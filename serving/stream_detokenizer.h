@@ -5,6 +5,7 @@
 // of every push() and finish() equals Tokenizer::decode of all the ids.
 #include <string>
 
+#include "base/input_error.h"
 #include "serving/tokenizer.h"
 
 namespace flashline {

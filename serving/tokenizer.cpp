@@ -7,9 +7,9 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "base/input_error.h"
 #include "serving/tokenizer_file.h"
 #include "serving/utf8.h"
-#include "stages/model_config.h"
 
 namespace flashline {
 

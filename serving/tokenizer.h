@@ -17,6 +17,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "base/input_error.h"
 #include "serving/added_token_matcher.h"
 #include "serving/bpe_model.h"
 #include "serving/pre_tokenizer.h"

@@ -1,8 +1,9 @@
 #include "serving/tokenizer_file.h"
 
+#include "base/input_error.h"
+
 #include <fmt/format.h>
 
-#include "stages/model_config.h"
 
 namespace flashline {
 

@@ -11,6 +11,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/input_error.h"
+
 namespace flashline {
 
 struct TokenizerFile {

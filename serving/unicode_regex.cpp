@@ -1,13 +1,14 @@
 #include "serving/unicode_regex.h"
 
+
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <fmt/format.h>
 #include <pcre2.h>
 
 #include <stdexcept>
 
+#include "base/input_error.h"
 #include "serving/unicode_additions.h"
-#include "stages/model_config.h"
 
 namespace flashline {
 

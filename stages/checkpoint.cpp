@@ -1,5 +1,7 @@
 #include "stages/checkpoint.h"
 
+#include "base/input_error.h"
+
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 

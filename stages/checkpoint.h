@@ -12,8 +12,8 @@
 #include <string>
 #include <vector>
 
-#include "stages/model_config.h"
-#include "stages/release_layout.h"
+#include "model/model_config.h"
+#include "model/release_layout.h"
 #include "stages/safetensors_file.h"
 
 namespace flashline {

@@ -3,7 +3,7 @@
 // RoPE tables (plain theta for window-only layers, YaRN + compress theta for compressed ones).
 #include "kernels/cpu/numerics.h"
 #include "kernels/cpu/rope.h"
-#include "stages/model_config.h"
+#include "model/model_config.h"
 
 namespace flashline {
 

@@ -66,7 +66,7 @@ std::vector<float> swiglu(const Weight& w1, const Weight& w2, const Weight& w3, 
 
 }  // namespace
 
-std::vector<int> ExpertPlacement::choose(const std::vector<std::vector<int>>& lanes, int own_lane, int n_experts) {
+std::vector<int> ExpertRoutes::choose(const std::vector<std::vector<int>>& lanes, int own_lane, int n_experts) {
   std::vector<int> owner(n_experts, -1);
   for (int j = int(lanes.size()) - 1; j >= 0; --j)
     for (int e : lanes[j])
@@ -124,7 +124,7 @@ Routing route(const MoeWeights& w, bool hash, const int32_t* ids, const float* x
 }
 
 void moe_forward(const BlockWeights& bw, const StepBatch& batch, const float* x, float* out,
-                 const LayerContext& ctx, ExpertExchange& exchange, const ExpertPlacement& placement,
+                 const LayerContext& ctx, ExpertExchange& exchange, const ExpertRoutes& placement,
                  Trace* trace) {
   const ModelConfig& c = ctx.config;
   const int R = batch.rows(), D = c.dim;

@@ -16,10 +16,10 @@ namespace flashline {
 // owner[e] = the lane this rank sends routed expert e's tokens to; layer_owner overrides it for
 // single layers (per-layer expert maps). With replicas a rank picks one copy deterministically;
 // every copy computes the same thing, so the choice never changes results.
-struct ExpertPlacement {
+struct ExpertRoutes {
   std::vector<int> owner;
   std::map<int, std::vector<int>> layer_owner;
-  static ExpertPlacement single(int n_experts) { return {std::vector<int>(n_experts, 0), {}}; }
+  static ExpertRoutes single(int n_experts) { return {std::vector<int>(n_experts, 0), {}}; }
   int owner_of(int layer, int expert) const {
     auto it = layer_owner.find(layer);
     return (it == layer_owner.end() ? owner : it->second).at(expert);
@@ -30,7 +30,7 @@ struct ExpertPlacement {
 };
 
 void moe_forward(const BlockWeights& bw, const StepBatch& batch, const float* x, float* out,
-                 const LayerContext& ctx, ExpertExchange& exchange, const ExpertPlacement& placement,
+                 const LayerContext& ctx, ExpertExchange& exchange, const ExpertRoutes& placement,
                  Trace* trace);
 
 // The routing of each row: k experts and their weights.

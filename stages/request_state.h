@@ -4,7 +4,7 @@
 // state (including the ratio-4 overlap half).
 #include <vector>
 
-#include "stages/model_config.h"
+#include "model/model_config.h"
 
 namespace flashline {
 

@@ -10,7 +10,7 @@
 #include <cstring>
 #include <nlohmann/json.hpp>
 
-#include "stages/model_config.h"
+#include "model/model_config.h"
 
 namespace flashline {
 

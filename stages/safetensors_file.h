@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "stages/dtype.h"
+#include "model/dtype.h"
 
 namespace flashline {
 

@@ -9,7 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 
-#include "stages/model_config.h"
+#include "model/model_config.h"
 
 namespace flashline {
 namespace {

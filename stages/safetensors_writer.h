@@ -10,7 +10,8 @@
 #include <string>
 #include <vector>
 
-#include "stages/dtype.h"
+#include "base/input_error.h"
+#include "model/dtype.h"
 
 namespace flashline {
 

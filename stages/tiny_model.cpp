@@ -11,8 +11,8 @@
 #include <stdexcept>
 
 #include "kernels/cpu/numerics.h"
-#include "stages/model_config.h"
-#include "stages/release_layout.h"
+#include "model/model_config.h"
+#include "model/release_layout.h"
 #include "stages/safetensors_writer.h"
 
 namespace flashline {

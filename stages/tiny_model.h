@@ -13,6 +13,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/input_error.h"
+
 namespace flashline {
 
 struct TinyModelSpec {

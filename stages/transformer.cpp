@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include "base/input_error.h"
 #include "kernels/cpu/gemm.h"
 #include "kernels/cpu/rms_norm.h"
 #include "stages/attention.h"
@@ -17,7 +18,7 @@ RopeParams compressed_rope(const ModelConfig& c) {
 
 }  // namespace
 
-Transformer::Transformer(const Checkpoint& ck, Numerics numerics, ExpertExchange& exchange, ExpertPlacement placement)
+Transformer::Transformer(const Checkpoint& ck, Numerics numerics, ExpertExchange& exchange, ExpertRoutes placement)
     : config_(ck.config()),
       weights_(ModelWeights::load(ck)),
       rope_plain_(plain_rope(config_)),

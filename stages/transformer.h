@@ -16,7 +16,7 @@ namespace flashline {
 
 class Transformer {
  public:
-  Transformer(const Checkpoint& ck, Numerics numerics, ExpertExchange& exchange, ExpertPlacement placement);
+  Transformer(const Checkpoint& ck, Numerics numerics, ExpertExchange& exchange, ExpertRoutes placement);
 
   const ModelConfig& config() const { return config_; }
   Numerics numerics() const { return ctx_.numerics; }
@@ -46,7 +46,7 @@ class Transformer {
   RopeTable rope_plain_, rope_compressed_;
   LayerContext ctx_;
   ExpertExchange& exchange_;
-  ExpertPlacement placement_;
+  ExpertRoutes placement_;
 };
 
 }  // namespace flashline

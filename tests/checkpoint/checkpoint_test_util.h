@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "stages/model_config.h"
+#include "model/model_config.h"
 #include "stages/safetensors_writer.h"
 
 namespace flashline::test {

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <limits>
 
+#include "base/input_error.h"
 #include "checkpoint_test_util.h"
 #include "stages/checkpoint.h"
 

@@ -14,7 +14,7 @@
 #include "serving/stream_detokenizer.h"
 #include "serving/tokenizer.h"
 #include "serving/utf8.h"
-#include "stages/model_config.h"
+#include "base/input_error.h"
 
 namespace {
 

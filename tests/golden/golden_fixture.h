@@ -23,7 +23,7 @@ struct ModelUnderTest {
   LoopbackExpertExchange exchange;
   Transformer tf;
   explicit ModelUnderTest(Numerics num)
-      : ck(Checkpoint::open(kModelDir)), tf(ck, num, exchange, ExpertPlacement::single(ck.config().n_experts)) {}
+      : ck(Checkpoint::open(kModelDir)), tf(ck, num, exchange, ExpertRoutes::single(ck.config().n_experts)) {}
 
   // Prefill of one request; returns the final hc stream.
   std::vector<float> prefill(const std::vector<int32_t>& ids, RequestState& st, Trace* trace = nullptr) {

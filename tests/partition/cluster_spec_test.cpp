@@ -2,8 +2,8 @@
 
 #include <gtest/gtest.h>
 
-#include "cluster/quantity.h"
-#include "stages/model_config.h"
+#include "base/quantity.h"
+#include "model/model_config.h"
 
 namespace flashline {
 namespace {

@@ -1,3 +1,4 @@
+#include "base/input_error.h"
 #include "partition/cost_calibration.h"
 
 #include <gtest/gtest.h>

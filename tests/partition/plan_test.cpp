@@ -2,7 +2,7 @@
 
 #include <gtest/gtest.h>
 
-#include "stages/model_config.h"
+#include "model/model_config.h"
 
 namespace flashline {
 namespace {

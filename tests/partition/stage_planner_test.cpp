@@ -1,3 +1,4 @@
+#include "base/input_error.h"
 #include "partition/stage_planner.h"
 
 #include <fmt/format.h>

@@ -4,7 +4,7 @@
 
 #include <gtest/gtest.h>
 
-#include "stages/model_config.h"
+#include "base/input_error.h"
 #include "tests/serving/test_data.h"
 
 namespace flashline {

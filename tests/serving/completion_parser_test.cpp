@@ -5,7 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "serving/stream_detokenizer.h"
-#include "stages/model_config.h"
+#include "base/input_error.h"
 #include "tests/serving/test_data.h"
 
 namespace flashline {

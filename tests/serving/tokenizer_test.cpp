@@ -8,7 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "serving/utf8.h"
-#include "stages/model_config.h"
+#include "base/input_error.h"
 #include "tests/serving/test_data.h"
 
 namespace flashline {

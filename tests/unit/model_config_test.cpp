@@ -2,8 +2,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "stages/model_config.h"
-#include "stages/release_layout.h"
+#include "model/model_config.h"
+#include "model/release_layout.h"
 
 namespace flashline {
 namespace {

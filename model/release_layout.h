@@ -6,8 +6,8 @@
 #include <string>
 #include <vector>
 
-#include "stages/dtype.h"
-#include "stages/model_config.h"
+#include "model/dtype.h"
+#include "model/model_config.h"
 
 namespace flashline {
 

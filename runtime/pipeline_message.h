@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "comms/expert_exchange.h"
-#include "stages/generation_request.h"
+#include "runtime/generation_request.h"
 
 namespace flashline {
 

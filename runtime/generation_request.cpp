@@ -1,8 +1,8 @@
-#include "stages/generation_request.h"
+#include "runtime/generation_request.h"
 
 #include <algorithm>
 
-#include "stages/byte_codec.h"
+#include "base/byte_codec.h"
 
 namespace flashline {
 

@@ -1,4 +1,4 @@
-#include "stages/model_config.h"
+#include "model/model_config.h"
 
 #include <fmt/format.h>
 

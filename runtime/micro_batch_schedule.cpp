@@ -1,4 +1,4 @@
-#include "stages/micro_batch_schedule.h"
+#include "runtime/micro_batch_schedule.h"
 
 #include <stdexcept>
 

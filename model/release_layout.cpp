@@ -1,4 +1,4 @@
-#include "stages/release_layout.h"
+#include "model/release_layout.h"
 
 #include <fmt/format.h>
 

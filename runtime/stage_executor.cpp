@@ -1,4 +1,4 @@
-#include "stages/stage_executor.h"
+#include "runtime/stage_executor.h"
 
 #include <fmt/format.h>
 

@@ -9,8 +9,8 @@
 
 #include "comms/expert_exchange.h"
 #include "comms/pipeline_link.h"
-#include "stages/generation_request.h"
-#include "stages/stage_executor.h"
+#include "runtime/generation_request.h"
+#include "runtime/stage_executor.h"
 
 namespace flashline {
 

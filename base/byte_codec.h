@@ -1,15 +1,17 @@
 #pragma once
 // Little helpers to write and read the plain-old-data records of pipeline messages. Readers
 // check every length, so a truncated or corrupt message is an error, not a crash.
+#include <cstddef>
 #include <cstring>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
 #include <vector>
 
-#include "comms/expert_exchange.h"
-
 namespace flashline {
+
+// The bytes of one message between ranks.
+using ByteBuffer = std::vector<std::byte>;
 
 template <typename T>
 void put(ByteBuffer& b, const T* p, std::size_t n) {

@@ -1,11 +1,11 @@
-#include "stages/pipeline_runner.h"
+#include "runtime/pipeline_runner.h"
 
 #include <fmt/format.h>
 
 #include <chrono>
 
-#include "stages/byte_codec.h"
-#include "stages/micro_batch_schedule.h"
+#include "base/byte_codec.h"
+#include "runtime/micro_batch_schedule.h"
 
 namespace flashline {
 namespace {

@@ -1,4 +1,4 @@
-#include "cluster/yaml_reader.h"
+#include "base/yaml_reader.h"
 
 #include <fmt/format.h>
 
@@ -7,8 +7,8 @@
 #include <sstream>
 #include <vector>
 
-#include "cluster/quantity.h"
-#include "stages/model_config.h"  // InputError: the one type every command reports as a user error
+#include "base/input_error.h"
+#include "base/quantity.h"
 
 namespace flashline {
 namespace {

@@ -5,8 +5,8 @@
 #include <map>
 #include <vector>
 
-#include "stages/generation_request.h"
-#include "stages/pipeline_message.h"
+#include "runtime/generation_request.h"
+#include "runtime/pipeline_message.h"
 #include "stages/transformer.h"
 
 namespace flashline {

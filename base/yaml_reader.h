@@ -4,7 +4,8 @@
 // valid one, so a typo in a 40-node cluster file is found without reading the source.
 #include <yaml-cpp/yaml.h>
 
-#include "cluster/quantity.h"
+#include "base/input_error.h"
+#include "base/quantity.h"
 
 #include <cstdint>
 #include <filesystem>

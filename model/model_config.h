@@ -9,12 +9,9 @@
 
 #include <nlohmann/json_fwd.hpp>
 
-namespace flashline {
+#include "base/input_error.h"
 
-// Bad user input (config, checkpoint, ids, plan): the message names the input and the place.
-struct InputError : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
+namespace flashline {
 
 enum class AttentionKind { Window, CSA, HCA };  // ratio 0, ratio 4 (with indexer), other ratio
 

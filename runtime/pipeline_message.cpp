@@ -1,8 +1,8 @@
-#include "stages/pipeline_message.h"
+#include "runtime/pipeline_message.h"
 
 #include <fmt/format.h>
 
-#include "stages/byte_codec.h"
+#include "base/byte_codec.h"
 
 namespace flashline {
 namespace {
