@@ -81,7 +81,7 @@ struct SampleResult {
 // InputError naming the field and the accepted range when `params` cannot be sampled with a
 // vocabulary of `vocab` ids (temperature < 0 or not finite, top_p outside (0, 1], top_k < -1,
 // min_p outside [0, 1], repetition_penalty <= 0, a logit_bias id outside [0, vocab),
-// logprobs < -1, penalties not finite). The gateway calls it on admission; sample() calls it too.
+// logprobs < -1, penalties not finite). For request admission; sample() checks it too.
 void check_sampling_params(const SamplingParams& params, int32_t vocab);
 
 // The request finishes after emitting `id`: one of its stop_token_ids, or EOS unless ignore_eos.
