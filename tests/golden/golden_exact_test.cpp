@@ -32,7 +32,8 @@ TEST_P(GoldenPrefill, LogitsOfEveryPosition) {
   auto X = model_->prefill(ids, st);
   EXPECT_TRUE(close_rel(model_->all_logits(X, n), golden(fmt::format("prefill_len{}_logits.npy", n)).f32, kRel));
 }
-INSTANTIATE_TEST_SUITE_P(Prompts, GoldenPrefill, ::testing::Values(1, 7, 130, 250));
+INSTANTIATE_TEST_SUITE_P(Prompts, GoldenPrefill, ::testing::Values(1, 7, 130, 250),
+                         [](const auto& info) { return "len" + std::to_string(info.param); });
 
 // Per-row sets of a [rows, k] id array (ties may be ordered differently).
 std::vector<std::set<int32_t>> row_sets(const std::vector<int32_t>& v, int k) {
