@@ -1,72 +1,257 @@
-// Microbenchmarks of the CPU GEMM kernels at decode (M = 1) and prefill shapes, reported as
-// weight bytes streamed per second so they read against the memory roofline.
-#include <benchmark/benchmark.h>
+// Fast-mode GEMM kernels at DeepSeek-V4-Flash shapes: median time per call, weight bytes
+// streamed per second (read against the measured memory-read bandwidth) and GFLOP/s (read
+// against a measured fp32 FMA peak).
+//
+//   kernel_bench                                   default table of the V4 shapes
+//   kernel_bench --dtype fp4 --tokens 16 --out-features 2048 --in-features 4096
+//   options: --threads N, --isa avx512|avx2|portable, --json, --reps N, --no-roofline
+// GCC 12 reports its own _mm512_undefined_* helpers as uninitialised once inlined here.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#include <immintrin.h>
+#include <omp.h>
+#include <time.h>
 
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <fmt/format.h>
 #include <random>
+#include <string>
 #include <vector>
 
+#include "bench/memory_bandwidth.h"
 #include "kernels/cpu/gemm.h"
+#include "kernels/cpu/isa.h"
 
 namespace flashline {
 namespace {
 
-struct Data {
-  std::vector<float> x;
+double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
+double cpu_s() {
+  timespec t;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+  return double(t.tv_sec) + 1e-9 * double(t.tv_nsec);
+}
+
+struct Shape {
+  std::string name, dtype;
+  int n = 0, k = 0, tokens = 1;
+};
+
+struct Result {
+  Shape s;
+  double us = 0, cpu_us = 0, quant_us = 0, weight_bytes = 0, flops = 0;
+  int reps = 0;
+};
+
+// One GEMM problem with random weights in the release format and bf16 activations.
+struct Problem {
+  Shape s;
+  std::vector<float> x, y;
   std::vector<uint8_t> codes, scales;
-  Data(int m, int n, int k, std::size_t code_bytes, std::size_t scale_bytes) : x(std::size_t(m) * k) {
+  std::vector<uint16_t> wb;
+  QuantizedRows xq;
+
+  explicit Problem(const Shape& shape) : s(shape) {
     std::mt19937 g(7);
     std::normal_distribution<float> d;
+    x.resize(std::size_t(s.tokens) * s.k);
     for (auto& v : x) v = bf16_round(d(g));
-    codes.resize(code_bytes);
-    scales.resize(scale_bytes);
-    for (auto& c : codes) c = uint8_t(g() % 0x7E);
-    for (auto& s : scales) s = uint8_t(120 + g() % 6);
+    y.resize(std::size_t(s.tokens) * s.n);
+    if (s.dtype == "fp8") {
+      codes.resize(std::size_t(s.n) * s.k);
+      scales.resize(std::size_t((s.n + 127) / 128) * (s.k / 128));
+    } else if (s.dtype == "fp4") {
+      codes.resize(std::size_t(s.n) * s.k / 2);
+      scales.resize(std::size_t(s.n) * (s.k / 32));
+    } else {
+      wb.resize(std::size_t(s.n) * s.k);
+    }
+    for (auto& c : codes) c = uint8_t(g() % 0x7E) | uint8_t(g() & 0x80);
+    for (auto& c : scales) c = uint8_t(118 + g() % 8);
+    for (auto& w : wb) w = float_to_bf16_bits(0.05f * d(g));
+    if (s.dtype != "bf16") xq = quantize_rows(x.data(), s.tokens, s.k);
+  }
+  double weight_bytes() const { return double(codes.size() + scales.size() + 2 * wb.size()); }
+  // One GEMM call on already quantised activations (act_quant is timed on its own).
+  void run() {
+    if (s.dtype == "fp8") {
+      gemm_fp8(xq, Fp8Weight{codes.data(), scales.data(), s.n, s.k}, y.data(), Numerics::Fast);
+    } else if (s.dtype == "fp4") {
+      gemm_fp4(xq, Fp4Weight{codes.data(), scales.data(), s.n, s.k}, y.data(), Numerics::Fast);
+    } else {
+      gemm_f32(x.data(), s.tokens, s.k, wb.data(), s.n, y.data(), Numerics::Fast);
+    }
   }
 };
 
-void BM_Fp8Gemm(benchmark::State& st) {
-  const int m = int(st.range(0)), n = int(st.range(1)), k = int(st.range(2));
-  Data d(m, n, k, std::size_t(n) * k, std::size_t((n + 127) / 128) * (k / 128));
-  const auto xq = quantize_rows(d.x.data(), m, k);
-  std::vector<float> y(std::size_t(m) * n);
-  const Fp8Weight w{d.codes.data(), d.scales.data(), n, k};
-  for (auto _ : st) {
-    gemm_fp8(xq, w, y.data(), Numerics::Fast);
-    benchmark::DoNotOptimize(y.data());
+Result measure(const Shape& s, int reps, double min_seconds) {
+  Problem p(s);
+  p.run();  // warm-up (page faults, first-touch)
+  std::vector<double> wall, cpu;
+  const double start = now_s();
+  while (int(wall.size()) < reps || (now_s() - start < min_seconds && wall.size() < 10000)) {
+    const double t0 = now_s(), c0 = cpu_s();
+    p.run();
+    wall.push_back(now_s() - t0);
+    cpu.push_back(cpu_s() - c0);
   }
-  st.SetBytesProcessed(int64_t(st.iterations()) * n * k);
+  std::sort(wall.begin(), wall.end());
+  std::sort(cpu.begin(), cpu.end());
+  Result r;
+  if (s.dtype != "bf16") {
+    std::vector<double> q;
+    for (int i = 0; i < 9; ++i) {
+      const double t0 = now_s();
+      p.xq = quantize_rows(p.x.data(), s.tokens, s.k);
+      q.push_back(now_s() - t0);
+    }
+    std::sort(q.begin(), q.end());
+    r.quant_us = 1e6 * q[q.size() / 2];
+  }
+  r.s = s;
+  r.reps = int(wall.size());
+  r.us = 1e6 * wall[wall.size() / 2];
+  r.cpu_us = 1e6 * cpu[cpu.size() / 2];
+  r.weight_bytes = p.weight_bytes();
+  r.flops = 2.0 * s.tokens * double(s.n) * s.k;
+  return r;
 }
 
-void BM_Fp4Gemm(benchmark::State& st) {
-  const int m = int(st.range(0)), n = int(st.range(1)), k = int(st.range(2));
-  Data d(m, n, k, std::size_t(n) * k / 2, std::size_t(n) * (k / 32));
-  const auto xq = quantize_rows(d.x.data(), m, k);
-  std::vector<float> y(std::size_t(m) * n);
-  const Fp4Weight w{d.codes.data(), d.scales.data(), n, k};
-  for (auto _ : st) {
-    gemm_fp4(xq, w, y.data(), Numerics::Fast);
-    benchmark::DoNotOptimize(y.data());
+// fp32 FMA peak of the active threads: independent multiply-adds on the widest vectors the
+// active level has (no loads).
+__attribute__((target("avx512f"))) double fma_loop_avx512(long iters) {
+  __m512 a[12];
+  for (int i = 0; i < 12; ++i) a[i] = _mm512_set1_ps(float(i));
+  __m512 m = _mm512_set1_ps(0.999f), c = _mm512_set1_ps(1e-3f);
+  for (long i = 0; i < iters; ++i) {
+    for (int j = 0; j < 12; ++j) a[j] = _mm512_fmadd_ps(a[j], m, c);
+    __asm__ volatile("" : "+v"(m));
   }
-  st.SetBytesProcessed(int64_t(st.iterations()) * n * k / 2);
+  __m512 s = a[0];
+  for (int i = 1; i < 12; ++i) s = _mm512_add_ps(s, a[i]);
+  return _mm512_reduce_add_ps(s) + 0.0 * iters;
+}
+__attribute__((target("avx2,fma"))) double fma_loop_avx2(long iters) {
+  __m256 a[12];
+  for (int i = 0; i < 12; ++i) a[i] = _mm256_set1_ps(float(i));
+  __m256 m = _mm256_set1_ps(0.999f), c = _mm256_set1_ps(1e-3f);
+  for (long i = 0; i < iters; ++i) {
+    for (int j = 0; j < 12; ++j) a[j] = _mm256_fmadd_ps(a[j], m, c);
+    __asm__ volatile("" : "+x"(m));
+  }
+  float out[8];
+  _mm256_storeu_ps(out, a[0]);
+  return out[0];
 }
 
-void BM_Bf16Gemm(benchmark::State& st) {
-  const int m = int(st.range(0)), n = int(st.range(1)), k = int(st.range(2));
-  std::vector<float> x(std::size_t(m) * k, 0.5f), y(std::size_t(m) * n);
-  std::vector<uint16_t> w(std::size_t(n) * k, 0x3F80);
-  for (auto _ : st) {
-    gemm_f32(x.data(), m, k, w.data(), n, y.data(), Numerics::Fast);
-    benchmark::DoNotOptimize(y.data());
+double fma_peak_gflops() {
+  const Isa isa = active_isa();
+  if (isa == Isa::Portable) return 0;
+  const int lanes = isa == Isa::Avx512 ? 16 : 8;
+  const long iters = 20'000'000;
+  double best = 0;
+  for (int rep = 0; rep < 3; ++rep) {
+    // process CPU time per thread: time slices lost to other processes do not count
+    const double c0 = cpu_s();
+    double sink = 0;
+#pragma omp parallel reduction(+ : sink)
+    sink += isa == Isa::Avx512 ? fma_loop_avx512(iters) : fma_loop_avx2(iters);
+    const double s = (cpu_s() - c0) / omp_get_max_threads();
+    best = std::max(best, 2.0 * lanes * 12 * double(iters) * omp_get_max_threads() / s / 1e9);
+    if (sink == 12345.0) std::puts("");
   }
-  st.SetBytesProcessed(int64_t(st.iterations()) * n * k * 2);
+  return best;
 }
 
-// DeepSeek-V4-Flash shapes: expert w1 [2048, 4096] (FP4), wq_b [32768, 1024] (FP8), head rows.
-BENCHMARK(BM_Fp4Gemm)->Args({1, 2048, 4096})->Args({16, 2048, 4096});
-BENCHMARK(BM_Fp8Gemm)->Args({1, 4096, 1024})->Args({16, 4096, 1024});
-BENCHMARK(BM_Bf16Gemm)->Args({1, 4096, 4096});
+std::vector<Shape> v4_table() {
+  const std::vector<Shape> shapes = {
+      {"expert w1/w3", "fp4", 2048, 4096}, {"expert w2", "fp4", 4096, 2048}, {"wq_a", "fp8", 1024, 4096},
+      {"wq_b", "fp8", 32768, 1024},         {"wkv", "fp8", 512, 4096},        {"wo_b", "fp8", 4096, 8192},
+      {"issue fp8", "fp8", 4096, 1024},     {"issue bf16", "bf16", 4096, 4096}, {"head", "bf16", 129280, 4096},
+  };
+  std::vector<Shape> out;
+  for (const Shape& s : shapes)
+    for (int t : {1, 16, 512}) {
+      // 512 tokens only where one call stays under about a second
+      if (t == 512 && double(s.n) * s.k > 2.0e7) continue;
+      Shape x = s;
+      x.tokens = t;
+      out.push_back(x);
+    }
+  return out;
+}
 
 }  // namespace
 }  // namespace flashline
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+  using namespace flashline;
+  CLI::App app{"fast-mode GEMM kernels at DeepSeek-V4-Flash shapes"};
+  std::string dtype, isa;
+  int tokens = 1, n = 0, k = 0, threads = 0, reps = 20;
+  double min_seconds = 0.5;
+  bool json = false, no_roofline = false;
+  app.add_option("--dtype", dtype, "fp4 | fp8 | bf16")->check(CLI::IsMember({"fp4", "fp8", "bf16"}));
+  app.add_option("--tokens", tokens, "activation rows (M)")->check(CLI::PositiveNumber);
+  app.add_option("--out-features", n, "weight rows (N)")->check(CLI::PositiveNumber);
+  app.add_option("--in-features", k, "weight columns (K; a multiple of 128 for fp4/fp8)")->check(CLI::PositiveNumber);
+  app.add_option("--threads", threads, "OpenMP threads (default: all)")->check(CLI::PositiveNumber);
+  app.add_option("--isa", isa, "force a lower instruction-set path")->check(CLI::IsMember({"avx512", "avx2", "portable"}));
+  app.add_option("--reps", reps, "minimum timed calls per shape");
+  app.add_option("--min-seconds", min_seconds, "minimum timed seconds per shape");
+  app.add_flag("--json", json, "one JSON object per line");
+  app.add_flag("--no-roofline", no_roofline, "skip the bandwidth and FMA peak measurements");
+  CLI11_PARSE(app, argc, argv);
+  if (threads > 0) omp_set_num_threads(threads);
+  if (!isa.empty()) set_isa(*parse_isa(isa));
+  std::vector<Shape> shapes;
+  if (!dtype.empty() || n || k) {
+    if (dtype.empty() || !n || !k) {
+      std::fprintf(stderr, "kernel_bench: --dtype, --out-features and --in-features go together\n");
+      return 2;
+    }
+    if (dtype != "bf16" && k % 128 != 0) {
+      std::fprintf(stderr, "kernel_bench: --in-features must be a multiple of 128 for %s\n", dtype.c_str());
+      return 2;
+    }
+    shapes.push_back({"custom", dtype, n, k, tokens});
+  } else {
+    shapes = v4_table();
+  }
+  const int nthreads = omp_get_max_threads();
+  double bw = 0, peak = 0;
+  if (!no_roofline) {
+    bw = measure_read_bandwidth(std::size_t(1) << 30, 5);
+    peak = fma_peak_gflops();
+  }
+  if (json) {
+    std::printf("%s\n", fmt::format(R"({{"isa":"{}","threads":{},"read_bandwidth_gbs":{:.2f},"fma_peak_gflops":{:.1f}}})",
+                                     isa_name(active_isa()), nthreads, bw / 1e9, peak)
+                            .c_str());
+  } else {
+    std::printf("isa %s, %d thread(s); memory read bandwidth %.1f GB/s, fp32 FMA peak %.1f GFLOP/s\n",
+                isa_name(active_isa()), nthreads, bw / 1e9, peak);
+    std::printf("%-14s %-5s %7s %6s %6s %11s %11s %8s %6s %9s %6s %9s\n", "shape", "dtype", "N", "K", "tokens", "us/call",
+                "cpu us", "GB/s", "%bw", "GFLOP/s", "%peak", "quant us");
+  }
+  for (const Shape& s : shapes) {
+    const Result r = measure(s, reps, min_seconds);
+    const double gbs = r.weight_bytes / (r.us * 1e-6) / 1e9, gflops = r.flops / (r.us * 1e-6) / 1e9;
+    if (json) {
+      std::printf("%s\n", fmt::format(R"({{"shape":"{}","dtype":"{}","out_features":{},"in_features":{},"tokens":{},)"
+                                      R"("median_us":{:.1f},"median_cpu_us":{:.1f},"weight_gbs":{:.2f},)"
+                                      R"("gflops":{:.2f},"bandwidth_share":{:.3f},"peak_share":{:.3f},"act_quant_us":{:.1f},"reps":{}}})",
+                                      s.name, s.dtype, s.n, s.k, s.tokens, r.us, r.cpu_us, gbs, gflops,
+                                      bw > 0 ? gbs * 1e9 / bw : 0.0, peak > 0 ? gflops / peak : 0.0, r.quant_us, r.reps)
+                              .c_str());
+    } else {
+      std::printf("%-14s %-5s %7d %6d %6d %11.1f %11.1f %8.2f %5.0f%% %9.2f %5.1f%% %9.1f\n", s.name.c_str(),
+                  s.dtype.c_str(), s.n, s.k, s.tokens, r.us, r.cpu_us, gbs, bw > 0 ? 100 * gbs * 1e9 / bw : 0.0, gflops,
+                  peak > 0 ? 100 * gflops / peak : 0.0, r.quant_us);
+    }
+    std::fflush(stdout);
+  }
+  return 0;
+}

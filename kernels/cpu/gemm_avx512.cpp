@@ -267,6 +267,92 @@ FL_AVX512 void fp4_decode_tile(const Fp4Weight& w, int ngroup, int n0, int nr, u
   }
 }
 
+// FP4 with tokens in the lanes (M >= 8): lane t of an accumulator is token t of a group of 16,
+// and each weight pair (inputs 2p, 2p+1 of a row, one code byte) is broadcast to all lanes. A
+// lane adds at most 6 products (3 dot instructions, < 1.66e7 < 2^24) before it is converted to
+// int32, so block dots stay exact and no per-block lane reduction is needed.
+
+struct Fp4TokenAct {
+  int groups = 0, nb = 0;
+  std::vector<uint32_t> x;  // [group][k/2][16] bf16 pairs of q * 2^9
+  std::vector<float> sxs;   // [group][nb][16] s_x * 2^-10
+};
+
+Fp4TokenAct fp4_token_prepare(const QuantizedRows& x) {
+  Fp4TokenAct a;
+  const int k = x.k, kp = k / 2;
+  a.groups = (x.m + 15) / 16;
+  a.nb = k / 32;
+  a.x.assign(std::size_t(a.groups) * kp * 16, 0);
+  a.sxs.assign(std::size_t(a.groups) * a.nb * 16, 0.0f);
+  for (int i = 0; i < x.m; ++i) {
+    const int g = i / 16, t = i % 16;
+    const float* q = x.q.data() + std::size_t(i) * k;
+    uint32_t* d = a.x.data() + std::size_t(g) * kp * 16 + t;
+    for (int p = 0; p < kp; ++p)
+      d[std::size_t(p) * 16] = uint32_t(bf16_bits(q[2 * p] * 512.0f)) | uint32_t(bf16_bits(q[2 * p + 1] * 512.0f)) << 16;
+    float* s = a.sxs.data() + std::size_t(g) * a.nb * 16 + t;
+    for (int b = 0; b < a.nb; ++b) s[b * 16] = x.s[std::size_t(i) * (k / 128) + b / 4] * 0x1p-10f;
+  }
+  return a;
+}
+
+const std::array<uint32_t, 32>& fp4_pair_tables() {
+  static const std::array<uint32_t, 32> t = [] {
+    std::array<uint32_t, 32> v{};
+    for (int i = 0; i < 16; ++i) {
+      v[i] = bf16_bits(2.0f * kE2M1Table[i]);
+      v[16 + i] = v[i] << 16;
+    }
+    return v;
+  }();
+  return t;
+}
+
+// Rows of a tile as bf16 pairs (one dword per code byte) and their scales as floats.
+FL_AVX512 void fp4_decode_pairs(const Fp4Weight& w, int n0, int nr, uint32_t* wd, float* sw) {
+  const __m512i lo = _mm512_loadu_si512(fp4_pair_tables().data());
+  const __m512i hi = _mm512_loadu_si512(fp4_pair_tables().data() + 16);
+  const int kp = w.k / 2, nb = w.k / 32;
+  for (int r = 0; r < nr; ++r) {
+    const uint8_t* c = w.codes + std::size_t(n0 + r) * kp;
+    for (int p = 0; p < kp; p += 16) {
+      const __m512i x = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(c + p)));
+      const __m512i v = _mm512_or_si512(_mm512_permutexvar_epi32(x, lo),
+                                        _mm512_permutexvar_epi32(_mm512_srli_epi32(x, 4), hi));
+      _mm512_storeu_si512(wd + std::size_t(r) * kp + p, v);
+    }
+    for (int b = 0; b < nb; ++b) sw[std::size_t(r) * nb + b] = e8m0_decode(w.scales[std::size_t(n0 + r) * nb + b]);
+  }
+}
+
+// 4 rows x 16 tokens; out[r][t] = bf16 result.
+FL_AVX512 void fp4_token_rows(const uint32_t* const* wd, const float* const* sw, int nb, const uint32_t* xt,
+                              const float* sxs, float* out) {
+  constexpr int R = 4;
+  __m512 acc[R];
+  for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
+  for (int b = 0; b < nb; ++b) {
+    __m512i ia[R];
+    for (int p0 = 0; p0 < 16; p0 += 3) {
+      __m512 f[R];
+      for (int r = 0; r < R; ++r) f[r] = _mm512_setzero_ps();
+      for (int p = p0; p < std::min(p0 + 3, 16); ++p) {
+        const __m512i x = _mm512_loadu_si512(xt + (std::size_t(b) * 16 + p) * 16);
+        for (int r = 0; r < R; ++r) f[r] = dp(f[r], x, _mm512_set1_epi32(int(wd[r][b * 16 + p])));
+      }
+      for (int r = 0; r < R; ++r) {
+        const __m512i v = _mm512_cvtps_epi32(f[r]);
+        ia[r] = p0 == 0 ? v : _mm512_add_epi32(ia[r], v);
+      }
+    }
+    const __m512 s = _mm512_loadu_ps(sxs + std::size_t(b) * 16);
+    for (int r = 0; r < R; ++r)
+      acc[r] = _mm512_add_ps(acc[r], _mm512_mul_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(ia[r]), s), _mm512_set1_ps(sw[r][b])));
+  }
+  for (int r = 0; r < R; ++r) _mm512_storeu_ps(out + r * 16, bf16_round16(acc[r]));
+}
+
 // --- FP8 -----------------------------------------------------------------------------------
 // 64 codes -> two bf16 vectors: unpacking the low/high bytes interleaves each 128-bit quarter
 // q, so the first vector holds inputs 16q..16q+7 and the second 16q+8..16q+15 (word 8q+t).
@@ -455,6 +541,39 @@ void for_each_tile(int n, F&& f) {
 }  // namespace
 
 void fp4_avx512(const QuantizedRows& x, const Fp4Weight& w, float* y) {
+  if (x.m >= 8) {
+    const Fp4TokenAct a = fp4_token_prepare(x);
+    const int kp = w.k / 2, nb = w.k / 32;
+#pragma omp parallel
+    {
+      std::vector<uint32_t> wd(std::size_t(T) * kp);
+      std::vector<float> sw(std::size_t(T) * nb), out(T * 16);
+      const int tiles = (w.n + T - 1) / T;
+#pragma omp for schedule(static)
+      for (int t = 0; t < tiles; ++t) {
+        const int n0 = t * T, nr = std::min(T, w.n - n0);
+        fp4_decode_pairs(w, n0, nr, wd.data(), sw.data());
+        for (int g = 0; g < a.groups; ++g) {
+          const uint32_t* xt = a.x.data() + std::size_t(g) * kp * 16;
+          const float* sxs = a.sxs.data() + std::size_t(g) * nb * 16;
+          for (int r0 = 0; r0 < nr; r0 += 4) {
+            const uint32_t* wr[4];
+            const float* sr[4];
+            for (int r = 0; r < 4; ++r) {
+              const int row = r0 + r < nr ? r0 + r : r0;
+              wr[r] = wd.data() + std::size_t(row) * kp;
+              sr[r] = sw.data() + std::size_t(row) * nb;
+            }
+            fp4_token_rows(wr, sr, nb, xt, sxs, out.data() + r0 * 16);
+          }
+          const int tokens = std::min(16, x.m - g * 16);
+          for (int tk = 0; tk < tokens; ++tk)
+            for (int r = 0; r < nr; ++r) y[std::size_t(g * 16 + tk) * w.n + n0 + r] = out[r * 16 + tk];
+        }
+      }
+    }
+    return;
+  }
   const Fp4Act a = fp4_prepare(x);
   if (x.m == 1) {
     for_each_tile(w.n, [&](int n0, int nr) { fp4_tile<false>(w, a, 0, n0, nr, nullptr, nullptr, y); });
