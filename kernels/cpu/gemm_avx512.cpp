@@ -460,6 +460,68 @@ FL_AVX512 void fp8_decode_tile(const Fp8Weight& w, int n0, int nr, uint16_t* dec
     }
 }
 
+// FP8 with tokens in the lanes (M >= 8). Every output element repeats, operation for operation,
+// what the row-lane kernel above does for it: accumulator l (one per dot-product lane of that
+// kernel, now a vector over 16 tokens) takes the same weight pair and activation pair of each of
+// the block's four 32-wide pieces in the same order, and the 16 accumulators are added in
+// tree16's order. So a token's result does not depend on which kernel the batch size selects.
+
+struct Fp8TokenAct {
+  int groups = 0;
+  std::vector<uint32_t> x;  // [group][k/2][16]: pair d of the row-lane activation layout
+  std::vector<float> sx;    // [group][nb][16]
+};
+
+Fp8TokenAct fp8_token_prepare(const QuantizedRows& x, const std::vector<uint16_t>& xa) {
+  Fp8TokenAct a;
+  const int kp = x.k / 2, nb = x.k / 128;
+  a.groups = (x.m + 15) / 16;
+  a.x.assign(std::size_t(a.groups) * kp * 16, 0);
+  a.sx.assign(std::size_t(a.groups) * nb * 16, 0.0f);
+  for (int i = 0; i < x.m; ++i) {
+    const int g = i / 16, t = i % 16;
+    const uint16_t* src = xa.data() + std::size_t(i) * x.k;
+    uint32_t* d = a.x.data() + std::size_t(g) * kp * 16 + t;
+    for (int p = 0; p < kp; ++p) d[std::size_t(p) * 16] = uint32_t(src[2 * p]) | uint32_t(src[2 * p + 1]) << 16;
+    for (int b = 0; b < nb; ++b) a.sx[(std::size_t(g) * nb + b) * 16 + t] = x.s[std::size_t(i) * nb + b];
+  }
+  return a;
+}
+
+// Two rows x 16 tokens; out[r][t].
+FL_AVX512 void fp8_token_rows(const uint32_t* const* wd, const uint8_t* ws, int nb, const uint32_t* xt,
+                              const float* sx, float* out) {
+  constexpr int R = 2;
+  __m512 acc[R];
+  for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
+  for (int b = 0; b < nb; ++b) {
+    __m512 lane[R][16];
+    for (int h = 0; h < 2; ++h) {
+      __m512 a[R][8];
+      for (int r = 0; r < R; ++r)
+        for (int l = 0; l < 8; ++l) a[r][l] = _mm512_setzero_ps();
+      for (int c = 0; c < 4; ++c)
+        for (int l = 0; l < 8; ++l) {
+          const int d = b * 64 + c * 16 + 8 * h + l;
+          const __m512i x = _mm512_loadu_si512(xt + std::size_t(d) * 16);
+          for (int r = 0; r < R; ++r) a[r][l] = dp(a[r][l], _mm512_set1_epi32(int(wd[r][d])), x);
+        }
+      for (int r = 0; r < R; ++r)
+        for (int l = 0; l < 8; ++l) lane[r][8 * h + l] = a[r][l];
+    }
+    const __m512 f = _mm512_mul_ps(_mm512_loadu_ps(sx + std::size_t(b) * 16), _mm512_set1_ps(e8m0_decode(ws[b])));
+    for (int r = 0; r < R; ++r) {
+      const __m512* v = lane[r];
+      __m512 q[4];
+      for (int L = 0; L < 4; ++L)
+        q[L] = _mm512_add_ps(_mm512_add_ps(v[4 * L], v[4 * L + 2]), _mm512_add_ps(v[4 * L + 1], v[4 * L + 3]));
+      const __m512 part = _mm512_add_ps(_mm512_add_ps(q[0], q[1]), _mm512_add_ps(q[2], q[3]));
+      acc[r] = _mm512_add_ps(acc[r], _mm512_mul_ps(part, f));
+    }
+  }
+  for (int r = 0; r < R; ++r) _mm512_storeu_ps(out + r * 16, bf16_round16(acc[r]));
+}
+
 // --- BF16 weights --------------------------------------------------------------------------
 // Activation rows as bf16 planes, padded to a multiple of 32 with zeros: [chunk][plane][32].
 struct Bf16Act {
@@ -595,6 +657,35 @@ void fp4_avx512(const QuantizedRows& x, const Fp4Weight& w, float* y) {
 
 void fp8_avx512(const QuantizedRows& x, const Fp8Weight& w, float* y) {
   const std::vector<uint16_t> xa = fp8_prepare(x);
+  if (x.m >= 8) {
+    const Fp8TokenAct a = fp8_token_prepare(x, xa);
+    const int kp = w.k / 2, nb = w.k / 128;
+#pragma omp parallel
+    {
+      std::vector<uint16_t> dec(std::size_t(T) * w.k);
+      std::vector<float> out(T * 16);
+      const int tiles = (w.n + T - 1) / T;
+#pragma omp for schedule(static)
+      for (int t = 0; t < tiles; ++t) {
+        const int n0 = t * T, nr = std::min(T, w.n - n0);
+        fp8_decode_tile(w, n0, nr, dec.data());
+        const uint8_t* ws = w.scales + std::size_t(n0 / 128) * nb;
+        for (int g = 0; g < a.groups; ++g) {
+          for (int r0 = 0; r0 < nr; r0 += 2) {
+            const uint32_t* wr[2];
+            for (int r = 0; r < 2; ++r)
+              wr[r] = reinterpret_cast<const uint32_t*>(dec.data() + std::size_t(r0 + r < nr ? r0 + r : r0) * w.k);
+            fp8_token_rows(wr, ws, nb, a.x.data() + std::size_t(g) * kp * 16, a.sx.data() + std::size_t(g) * nb * 16,
+                           out.data() + r0 * 16);
+          }
+          const int tokens = std::min(16, x.m - g * 16);
+          for (int tk = 0; tk < tokens; ++tk)
+            for (int r = 0; r < nr; ++r) y[std::size_t(g * 16 + tk) * w.n + n0 + r] = out[r * 16 + tk];
+        }
+      }
+    }
+    return;
+  }
   if (x.m == 1) {
     for_each_tile(w.n, [&](int n0, int nr) { fp8_tile<false>(w, x, xa.data(), 0, n0, nr, nullptr, y); });
     return;
