@@ -114,19 +114,6 @@ QuantizedRows take_rows(const QuantizedRows& x, const std::vector<int>& rows) {
 
 }  // namespace
 
-QuantizedRows quantize_rows(const float* x, int m, int k) {
-  QuantizedRows r;
-  r.m = m;
-  r.k = k;
-  r.q.resize(std::size_t(m) * k);
-  r.s.resize(std::size_t(m) * (k / 128));
-#pragma omp parallel for schedule(static)
-  for (int i = 0; i < m; ++i)
-    act_quant_fp8({x + std::size_t(i) * k, std::size_t(k)}, 128, {r.q.data() + std::size_t(i) * k, std::size_t(k)},
-                  {r.s.data() + std::size_t(i) * (k / 128), std::size_t(k / 128)});
-  return r;
-}
-
 void gemm_fp8(const QuantizedRows& x, const Fp8Weight& w, float* y, Numerics num) {
   if (num == Numerics::Fast) return fp8_fast(x, w, y);
 #pragma omp parallel
