@@ -21,6 +21,7 @@
 
 #include "kernels/cpu/gemm.h"
 #include "kernels/cpu/isa.h"
+#include "kernels/cpu/threads.h"
 
 namespace flashline {
 namespace {
@@ -66,7 +67,7 @@ QuantizedRows quantize_rows(const float* x, int m, int k) {
 #endif
   // A row is a few hundred nanoseconds of work: threads only pay off on large batches.
   const bool parallel = std::size_t(m) * k >= (std::size_t(1) << 16);
-#pragma omp parallel for schedule(static) if (parallel)
+#pragma omp parallel for num_threads(kernel_threads()) schedule(static) if (parallel)
   for (int i = 0; i < m; ++i)
     row(x + std::size_t(i) * k, k, r.q.data() + std::size_t(i) * k, r.s.data() + std::size_t(i) * (k / kBlock));
   return r;

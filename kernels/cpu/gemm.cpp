@@ -9,6 +9,7 @@
 #include "kernels/cpu/isa.h"
 #include "kernels/cpu/reduce.h"
 #include "kernels/cpu/simd.h"
+#include "kernels/cpu/threads.h"
 
 namespace flashline {
 namespace {
@@ -116,7 +117,7 @@ QuantizedRows take_rows(const QuantizedRows& x, const std::vector<int>& rows) {
 
 void gemm_fp8(const QuantizedRows& x, const Fp8Weight& w, float* y, Numerics num) {
   if (num == Numerics::Fast) return fp8_fast(x, w, y);
-#pragma omp parallel
+#pragma omp parallel num_threads(kernel_threads())
   {
     std::vector<float> row(w.k);
 #pragma omp for schedule(static)
@@ -156,7 +157,7 @@ void gemm_fp4(const QuantizedRows& x, const Fp4Weight& w, float* y, Numerics num
       qp[b + i] = x.q[b + 2 * i];
       qp[b + 16 + i] = x.q[b + 2 * i + 1];
     }
-#pragma omp parallel
+#pragma omp parallel num_threads(kernel_threads())
   {
     std::vector<float> row(w.k);
 #pragma omp for schedule(static)
@@ -165,14 +166,14 @@ void gemm_fp4(const QuantizedRows& x, const Fp4Weight& w, float* y, Numerics num
 }
 
 void gemm_f32(const float* x, int m, int k, const float* w, int n, float* y, Numerics num) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for num_threads(kernel_threads()) schedule(static)
   for (int j = 0; j < n; ++j)
     for (int i = 0; i < m; ++i) y[std::size_t(i) * n + j] = dot(x + std::size_t(i) * k, w + std::size_t(j) * k, k, num);
 }
 
 void gemm_f32(const float* x, int m, int k, const uint16_t* w, int n, float* y, Numerics num) {
   if (num == Numerics::Fast) return bf16_fast(x, m, k, w, n, y);
-#pragma omp parallel
+#pragma omp parallel num_threads(kernel_threads())
   {
     std::vector<float> row(k);
 #pragma omp for schedule(static)

@@ -38,6 +38,7 @@
 #include <vector>
 
 #include "kernels/cpu/gemm_kernels.h"
+#include "kernels/cpu/threads.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #define FL_AVX512 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512bf16,avx512vbmi,fma")))
@@ -596,7 +597,7 @@ FL_AVX512 void bf16_tile(const uint16_t* w, int k, int n0, int nr, const Bf16Act
 template <typename F>
 void for_each_tile(int n, F&& f) {
   const int tiles = (n + T - 1) / T;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for num_threads(kernel_threads()) schedule(static)
   for (int t = 0; t < tiles; ++t) f(t * T, std::min(T, n - t * T));
 }
 
@@ -606,7 +607,7 @@ void fp4_avx512(const QuantizedRows& x, const Fp4Weight& w, float* y) {
   if (x.m >= 8) {
     const Fp4TokenAct a = fp4_token_prepare(x);
     const int kp = w.k / 2, nb = w.k / 32;
-#pragma omp parallel
+#pragma omp parallel num_threads(kernel_threads())
     {
       std::vector<uint32_t> wd(std::size_t(T) * kp);
       std::vector<float> sw(std::size_t(T) * nb), out(T * 16);
@@ -641,7 +642,7 @@ void fp4_avx512(const QuantizedRows& x, const Fp4Weight& w, float* y) {
     for_each_tile(w.n, [&](int n0, int nr) { fp4_tile<false>(w, a, 0, n0, nr, nullptr, nullptr, y); });
     return;
   }
-#pragma omp parallel
+#pragma omp parallel num_threads(kernel_threads())
   {
     std::vector<uint16_t> dec(std::size_t(T) * w.k);
     std::vector<float> sws(std::size_t(T) * a.ngroup * 16);
@@ -660,7 +661,7 @@ void fp8_avx512(const QuantizedRows& x, const Fp8Weight& w, float* y) {
   if (x.m >= 8) {
     const Fp8TokenAct a = fp8_token_prepare(x, xa);
     const int kp = w.k / 2, nb = w.k / 128;
-#pragma omp parallel
+#pragma omp parallel num_threads(kernel_threads())
     {
       std::vector<uint16_t> dec(std::size_t(T) * w.k);
       std::vector<float> out(T * 16);
@@ -690,7 +691,7 @@ void fp8_avx512(const QuantizedRows& x, const Fp8Weight& w, float* y) {
     for_each_tile(w.n, [&](int n0, int nr) { fp8_tile<false>(w, x, xa.data(), 0, n0, nr, nullptr, y); });
     return;
   }
-#pragma omp parallel
+#pragma omp parallel num_threads(kernel_threads())
   {
     std::vector<uint16_t> dec(std::size_t(T) * w.k);
     const int tiles = (w.n + T - 1) / T;

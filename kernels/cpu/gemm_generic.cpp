@@ -17,6 +17,7 @@
 
 #include "kernels/cpu/block_dot.h"
 #include "kernels/cpu/gemm_kernels.h"
+#include "kernels/cpu/threads.h"
 
 #define FL_ALWAYS inline __attribute__((always_inline))
 
