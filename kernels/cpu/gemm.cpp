@@ -166,6 +166,22 @@ void gemm_fp4(const QuantizedRows& x, const Fp4Weight& w, float* y, Numerics num
 }
 
 void gemm_f32(const float* x, int m, int k, const float* w, int n, float* y, Numerics num) {
+  if (num == Numerics::Fast) {
+    // Four weight rows per pass over an activation row; every element is dot()'s fast result.
+    const int groups = (n + 3) / 4;
+#pragma omp parallel for num_threads(kernel_threads()) schedule(static)
+    for (int g = 0; g < groups; ++g) {
+      const int j0 = 4 * g, nr = std::min(4, n - j0);
+      const float* wr[4];
+      for (int r = 0; r < 4; ++r) wr[r] = w + std::size_t(j0 + std::min(r, nr - 1)) * k;
+      float d[4];
+      for (int i = 0; i < m; ++i) {
+        dot4_fast(x + std::size_t(i) * k, wr[0], wr[1], wr[2], wr[3], k, d);
+        for (int r = 0; r < nr; ++r) y[std::size_t(i) * n + j0 + r] = d[r];
+      }
+    }
+    return;
+  }
 #pragma omp parallel for num_threads(kernel_threads()) schedule(static)
   for (int j = 0; j < n; ++j)
     for (int i = 0; i < m; ++i) y[std::size_t(i) * n + j] = dot(x + std::size_t(i) * k, w + std::size_t(j) * k, k, num);
