@@ -21,5 +21,8 @@ void add_kernel_bench_options(CLI::App& app, KernelBenchOptions& o);
 // Measures and prints (a table, or JSON lines). Throws CLI::ValidationError for option
 // combinations the parser cannot check (shape options given partly, K not a multiple of 128).
 void run_kernel_bench(const KernelBenchOptions& o);
+// fp32 FMA peak of the current threads on the active instruction-set path, GFLOP/s (process
+// CPU time, so slices lost to other processes do not count); 0 on the portable path.
+double fma_peak_gflops();
 
 }  // namespace flashline

@@ -144,25 +144,6 @@ __attribute__((target("avx2,fma"))) double fma_loop_avx2(long iters) {
   return out[0];
 }
 
-double fma_peak_gflops() {
-  const Isa isa = active_isa();
-  if (isa == Isa::Portable) return 0;
-  const int lanes = isa == Isa::Avx512 ? 16 : 8;
-  const long iters = 20'000'000;
-  double best = 0;
-  for (int rep = 0; rep < 3; ++rep) {
-    // process CPU time per thread: time slices lost to other processes do not count
-    const double c0 = cpu_s();
-    double sink = 0;
-#pragma omp parallel reduction(+ : sink)
-    sink += isa == Isa::Avx512 ? fma_loop_avx512(iters) : fma_loop_avx2(iters);
-    const double s = (cpu_s() - c0) / omp_get_max_threads();
-    best = std::max(best, 2.0 * lanes * 12 * double(iters) * omp_get_max_threads() / s / 1e9);
-    if (sink == 12345.0) std::puts("");
-  }
-  return best;
-}
-
 std::vector<Shape> v4_table() {
   const std::vector<Shape> shapes = {
       {"expert w1/w3", "fp4", 2048, 4096}, {"expert w2", "fp4", 4096, 2048}, {"wq_a", "fp8", 1024, 4096},
@@ -182,6 +163,25 @@ std::vector<Shape> v4_table() {
 }
 
 }  // namespace
+
+double fma_peak_gflops() {
+  const Isa isa = active_isa();
+  if (isa == Isa::Portable) return 0;
+  const int lanes = isa == Isa::Avx512 ? 16 : 8;
+  const long iters = 20'000'000;
+  double best = 0;
+  for (int rep = 0; rep < 3; ++rep) {
+    // process CPU time per thread: time slices lost to other processes do not count
+    const double c0 = cpu_s();
+    double sink = 0;
+#pragma omp parallel reduction(+ : sink)
+    sink += isa == Isa::Avx512 ? fma_loop_avx512(iters) : fma_loop_avx2(iters);
+    const double s = (cpu_s() - c0) / omp_get_max_threads();
+    best = std::max(best, 2.0 * lanes * 12 * double(iters) * omp_get_max_threads() / s / 1e9);
+    if (sink == 12345.0) std::puts("");
+  }
+  return best;
+}
 
 void add_kernel_bench_options(CLI::App& app, KernelBenchOptions& o) {
   app.add_option("--dtype", o.dtype, "fp4 | fp8 | bf16")->check(CLI::IsMember({"fp4", "fp8", "bf16"}));
