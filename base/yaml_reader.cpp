@@ -1,8 +1,11 @@
 #include "base/yaml_reader.h"
 
+#include "base/input_file.h"
+
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <map>
 #include <fstream>
 #include <sstream>
 #include <vector>
@@ -41,11 +44,7 @@ YAML::Node parse_yaml_text(const std::string& text, const std::string& source) {
 }
 
 std::string read_text_file(const std::filesystem::path& path, const char* what) {
-  std::ifstream in(path);
-  if (!in) throw InputError(fmt::format("{}: cannot open {}", path.string(), what));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+  return read_input_file(path, what);
 }
 
 YAML::Node load_yaml_file(const std::filesystem::path& path) {
@@ -68,6 +67,17 @@ YamlReader::YamlReader(YAML::Node node, std::string source, std::string path)
   if (!node_.IsMap()) {
     throw InputError(fmt::format("{}: {}expected a mapping (key: value lines)", where(node_),
                                  path_.empty() ? "" : path_ + ": "));
+  }
+  // yaml-cpp keeps both entries of a repeated key and lookups return the first: the second
+  // (usually the edit meant to win) would be ignored without a word.
+  std::map<std::string, YAML::Mark> seen;
+  for (const auto& kv : node_) {
+    if (!kv.first.IsScalar()) continue;
+    const std::string key = kv.first.Scalar();
+    auto [it, fresh] = seen.emplace(key, kv.first.Mark());
+    if (!fresh)
+      throw InputError(fmt::format("{}: {}: duplicate key (first at line {}; each key may appear once per mapping)",
+                                   mark_text(source_, kv.first.Mark()), key_path(key), it->second.line + 1));
   }
 }
 

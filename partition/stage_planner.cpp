@@ -68,7 +68,9 @@ struct StagePlanner::Evaluation {
 StagePlanner::StagePlanner(const CostModel& cost, const ClusterSpec& cluster, PlannerOptions options)
     : cost_(cost), cluster_(cluster), o_(std::move(options)), ranks_(cluster.ranks()) {
   if (o_.context < 1) throw InputError(fmt::format("--context must be >= 1, found {}", o_.context));
-  if (o_.batch < 0) throw InputError(fmt::format("--batch must be >= 0, found {}", o_.batch));
+  if (o_.batch < 0) throw InputError(fmt::format("--batch must be >= 1, found {}", o_.batch));
+  if (o_.stages < 0) throw InputError(fmt::format("--stages must be >= 1, found {}", o_.stages));
+  if (o_.lanes < 0) throw InputError(fmt::format("--lanes must be >= 1, found {}", o_.lanes));
   if (o_.reserve < 0 || o_.reserve >= 1) throw InputError(fmt::format("--reserve must be in [0, 1), found {}", o_.reserve));
   if (o_.prefill_chunk < 1) throw InputError("--prefill-chunk must be >= 1");
 }
