@@ -9,7 +9,7 @@
 namespace flashline {
 
 // The whole file as bytes. `what` names the file's role in the message ("config file",
-// "messages file"); the message is "<path>: <problem> (expected <what>)".
+// "--messages file"); the message is "<path>: cannot open <what>: <problem>".
 std::string read_input_file(const std::filesystem::path& path, std::string_view what);
 
 // Throws the same InputError read_input_file would when `path` is missing or not a regular file.

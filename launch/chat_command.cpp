@@ -45,8 +45,8 @@ void run_chat_prompt(const ChatPromptOptions& o) {
       throw InputError(fmt::format("--reasoning-effort {}: expected high or max", o.effort));
     opt.reasoning_effort = o.effort;
   }
-  if (!o.context.empty()) opt.context = read_messages_file(o.context, "--context file (a JSON array of messages)");
-  const OrderedJson messages = read_messages_file(o.messages, "--messages file (a JSON array of messages)");
+  if (!o.context.empty()) opt.context = read_messages_file(o.context, "--context file");
+  const OrderedJson messages = read_messages_file(o.messages, "--messages file");
   std::string prompt;
   try {
     prompt = encode_chat(messages, opt);

@@ -21,6 +21,7 @@ struct LaunchArgs {
   std::string run = "generate";
   std::string mpirun = "mpirun";
   bool dry_run = false;
+  std::vector<std::string> mca;  // NAME=VALUE
   std::vector<std::string> extra;
 };
 
@@ -54,6 +55,12 @@ void run_launch(const LaunchArgs& a) {
   o.subcommand = a.run;
   o.extra_args = a.extra;
   o.mpirun = a.mpirun;
+  for (const auto& kv : a.mca) {
+    const auto eq = kv.find('=');
+    if (eq == std::string::npos || eq == 0)
+      throw InputError(fmt::format("--mca {}: expected NAME=VALUE, e.g. --mca btl_tcp_if_include=eth0", kv));
+    o.mca.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
+  }
   std::error_code ec;
   auto self = fs::read_symlink("/proc/self/exe", ec);
   o.executable = ec ? "flashline" : self.string();
@@ -91,6 +98,9 @@ void add_launch_command(CLI::App& app) {
   cmd->add_option("--run", a->run, "Subcommand every rank runs (generate or logits; it gets --plan and --model)")
       ->capture_default_str();
   cmd->add_option("--mpirun", a->mpirun, "mpirun executable")->capture_default_str();
+  cmd->add_option("--mca", a->mca,
+                  "Open MPI parameter NAME=VALUE for mpirun (repeatable), e.g. btl_tcp_if_include=eth0; naming pml "
+                  "or btl replaces the launcher's transport choice (docs/multi-host.md)");
   cmd->add_flag("--dry-run", a->dry_run,
                 "Write the hostfile and rankfile and print them with the mpirun command instead of running it");
   cmd->add_option("extra", a->extra,

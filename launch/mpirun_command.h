@@ -3,6 +3,7 @@
 // cores, where the cluster file gives each node's CPU count), process count, mapping, binding
 // and the environment that selects the transports.
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "base/input_error.h"
@@ -20,6 +21,9 @@ struct LaunchOptions {
   std::string hostfile_path;  // where the hostfile goes (the plan's name + ".hostfile")
   std::string rankfile_path;
   bool as_root = false;       // mpirun refuses root without --allow-run-as-root
+  // Open MPI parameters from the user (`launch --mca btl=tcp,self`), passed as --mca NAME VALUE.
+  // Naming pml or btl replaces the launcher's own transport choice.
+  std::vector<std::pair<std::string, std::string>> mca;
 };
 
 struct MpirunCommand {

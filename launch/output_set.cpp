@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <fstream>
 
 #include "base/input_error.h"
 
@@ -134,9 +135,10 @@ void OutputSet::commit() {
 }
 
 void write_files_atomically(const std::vector<std::pair<fs::path, std::string>>& files) {
-  std::vector<fs::path> temps;
+  std::vector<fs::path> temps;  // one per file; empty for a device or pipe written in place
   auto cleanup = [&] {
-    for (const auto& t : temps) ::unlink(t.c_str());
+    for (const auto& t : temps)
+      if (!t.empty()) ::unlink(t.c_str());
   };
   try {
     for (const auto& [path, text] : files) {
@@ -145,6 +147,10 @@ void write_files_atomically(const std::vector<std::pair<fs::path, std::string>>&
       const auto type = fs::status(path, ec).type();
       if (type == fs::file_type::directory)
         throw InputError(fmt::format("{}: is a directory, expected an output file", path.string()));
+      if (type != fs::file_type::not_found && type != fs::file_type::regular && type != fs::file_type::symlink) {
+        temps.emplace_back();  // /dev/null, a pipe: written in place, never replaced by a rename
+        continue;
+      }
       const fs::path parent = fs::absolute(path).parent_path();
       if (!fs::is_directory(parent, ec))
         throw InputError(fmt::format("{}: the directory {} does not exist", path.string(), parent.string()));
@@ -169,6 +175,12 @@ void write_files_atomically(const std::vector<std::pair<fs::path, std::string>>&
         throw InputError(fmt::format("{}: write failed: {}", path.string(), std::strerror(errno)));
     }
     for (std::size_t i = 0; i < files.size(); ++i) {
+      if (temps[i].empty()) {
+        std::ofstream f(files[i].first, std::ios::binary);
+        if (!(f << files[i].second && f.flush()))
+          throw InputError(fmt::format("{}: write failed", files[i].first.string()));
+        continue;
+      }
       if (::rename(temps[i].c_str(), files[i].first.c_str()) != 0)
         throw InputError(fmt::format("{}: cannot replace: {}", files[i].first.string(), std::strerror(errno)));
     }

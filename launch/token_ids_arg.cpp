@@ -14,7 +14,7 @@ namespace flashline {
 
 nlohmann::json read_json_file_arg(const std::string& arg, const std::string& option) {
   const std::string path = arg.substr(1);
-  const std::string text = read_input_file(path, fmt::format("JSON file of {} {}", option, arg));
+  const std::string text = read_input_file(path, fmt::format("the JSON file of {} {}", option, arg));
   try {
     return nlohmann::json::parse(text);
   } catch (const nlohmann::json::parse_error& e) {

@@ -205,7 +205,7 @@ ModelConfig ModelConfig::from_json(const nlohmann::json& j, const std::string& s
 }
 
 ModelConfig ModelConfig::load(const std::filesystem::path& path) {
-  const std::string text = read_input_file(path, "config.json");
+  const std::string text = read_input_file(path, "config file");
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(text);

@@ -84,7 +84,7 @@ ExpertPlacement place_experts_balanced(const std::vector<double>& load, int lane
 }
 
 ExpertLoad ExpertLoad::load(const std::filesystem::path& path, int layers, int experts) {
-  const std::string text = read_input_file(path, "expert-load histogram (JSON)");
+  const std::string text = read_input_file(path, "expert-load histogram");
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(text);

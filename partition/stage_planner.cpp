@@ -271,9 +271,9 @@ void StagePlanner::explain_failure(const std::vector<Shape>& shapes) const {
   double weights = stage_bytes(sh, best.stage, best.lane, best.first, best.last, 0);
   bool weights_alone = weights > sh.usable[best.stage][best.lane];
   throw InputError(fmt::format(
-      "does not fit: with {} stages x {} lanes, stage {} (layers {}-{}) needs {} per rank ({} weights + {} KV for "
+      "does not fit: with {} stage{} x {} lane{}, stage {} (layers {}-{}) needs {} per rank ({} weights + {} KV for "
       "{} request(s) of {} tokens), {} ({} {}) has {} ({} usable after the {:.0f}% reserve): {}",
-      sh.stages, sh.lanes, best.stage, best.first, best.last, format_bytes(best.need), format_bytes(weights),
+      sh.stages, sh.stages == 1 ? "" : "s", sh.lanes, sh.lanes == 1 ? "" : "s", best.stage, best.first, best.last, format_bytes(best.need), format_bytes(weights),
       format_bytes(best.need - weights), o_.batch > 0 ? (o_.batch + sh.lanes - 1) / sh.lanes : 1, o_.context,
       node.name, slot.device->kind, slot.device_name, format_bytes(slot.device->memory),
       format_bytes(sh.usable[best.stage][best.lane]), o_.reserve * 100,

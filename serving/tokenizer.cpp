@@ -92,7 +92,7 @@ Tokenizer::Tokenizer() {
 }
 
 Tokenizer Tokenizer::from_file(const std::filesystem::path& file) {
-  return from_json_text(read_input_file(file, "tokenizer file (tokenizer.json)"), file.string());
+  return from_json_text(read_input_file(file, "tokenizer file"), file.string());
 }
 
 Tokenizer Tokenizer::from_json_text(std::string_view json_text, std::string_view source) {

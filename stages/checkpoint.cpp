@@ -25,7 +25,7 @@ std::map<std::string, std::string> weight_map(const fs::path& dir) {
                                    dir.string()));
     return out;  // empty: single file, every tensor lives in model.safetensors
   }
-  const std::string text = read_input_file(index, "checkpoint index (JSON)");
+  const std::string text = read_input_file(index, "checkpoint index");
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(text);
@@ -161,17 +161,6 @@ Checkpoint Checkpoint::open(const fs::path& dir, const CheckpointSelection& sel)
 
   const auto specs = release_tensors(c);
   const auto wmap = weight_map(dir);
-  {
-    // An index naming a tensor the layout lacks belongs to another model or config: loading the
-    // rest would silently ignore weights the checkpoint's author meant to be used.
-    std::set<std::string> layout;
-    for (const auto& spec : specs) layout.insert(spec.name);
-    for (const auto& [name, file] : wmap)
-      if (!layout.count(name))
-        throw InputError(fmt::format("{}: field \"weight_map.{}\": tensor \"{}\" (in {}) is not part of the release "
-                                     "layout that config.json describes ({} tensors)",
-                                     (dir / "model.safetensors.index.json").string(), name, name, file, specs.size()));
-  }
   // Open only the shards that hold a selected tensor.
   std::map<std::string, std::shared_ptr<SafetensorsFile>> open_files;
   auto file_for = [&](const std::string& fname) {
@@ -212,6 +201,19 @@ Checkpoint Checkpoint::open(const fs::path& dir, const CheckpointSelection& sel)
     }
     if (spec.name.ends_with("tid2eid")) check_tid2eid(v, c);
     ck.tensors_[spec.name] = &v;
+  }
+  {
+    // An index naming a tensor the layout lacks belongs to another model or config: loading the
+    // rest would silently ignore weights the checkpoint's author meant to be used. Checked after
+    // the layout's own tensors, whose mismatches say more (a config with fewer experts than the
+    // shards shows as a wrong gate shape first).
+    std::set<std::string> layout;
+    for (const auto& spec : specs) layout.insert(spec.name);
+    for (const auto& [name, file] : wmap)
+      if (!layout.count(name))
+        throw InputError(fmt::format("{}: field \"weight_map.{}\": tensor \"{}\" (in {}) is not part of the release "
+                                     "layout that config.json describes ({} tensors)",
+                                     (dir / "model.safetensors.index.json").string(), name, name, file, specs.size()));
   }
   return ck;
 }

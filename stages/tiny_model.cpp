@@ -385,7 +385,7 @@ TinyModelSpec tiny_preset(const std::string& name) {
 }
 
 TinyModelSpec tiny_preset_from_file(const fs::path& path) {
-  const std::string text = read_input_file(path, "preset file (JSON)");
+  const std::string text = read_input_file(path, "preset file");
   json j;
   try {
     j = json::parse(text);

@@ -127,5 +127,10 @@ TEST(WriteFilesAtomically, AllOrNone) {
   EXPECT_EQ(listing(d.path()), (std::vector<std::string>{"adir", "plan.svg", "plan.yaml"}));
 }
 
+TEST(WriteFilesAtomically, DevNullIsWrittenNotReplaced) {
+  write_files_atomically({{"/dev/null", "plan"}});
+  EXPECT_EQ(fs::status("/dev/null").type(), fs::file_type::character);
+}
+
 }  // namespace
 }  // namespace flashline::test
