@@ -100,7 +100,8 @@ void add_launch_command(CLI::App& app) {
   cmd->add_option("--mpirun", a->mpirun, "mpirun executable")->capture_default_str();
   cmd->add_option("--mca", a->mca,
                   "Open MPI parameter NAME=VALUE for mpirun (repeatable), e.g. btl_tcp_if_include=eth0; naming pml "
-                  "or btl replaces the launcher's transport choice (docs/multi-host.md)");
+                  "or btl replaces the launcher's transport choice (docs/multi-host.md)")
+      ->allow_extra_args(false);  // one value per --mca, so `--mca x=1 -- args` keeps args for the ranks
   cmd->add_flag("--dry-run", a->dry_run,
                 "Write the hostfile and rankfile and print them with the mpirun command instead of running it");
   cmd->add_option("extra", a->extra,

@@ -70,7 +70,7 @@ launch=("$flashline" launch --plan "$work/plan.yaml" --model "$model"
   --mca "plm_rsh_agent=$here/netns_agent.sh" --mca pml=ob1 --mca btl=tcp,self
   --mca "btl_tcp_if_include=${net}0/24" --mca "oob_tcp_if_include=${net}0/24")
 # mpirun runs on the first host, as it would after `ssh host-a`.
-on_host_a() { ip netns exec "$ns_a" unshare --uts sh -c 'hostname "$0" && shift && exec "$@"' "$host_a" "$@"; }
+on_host_a() { ip netns exec "$ns_a" unshare --uts sh -c 'hostname "$0" && exec "$@"' "$host_a" "$@"; }
 
 on_host_a "${launch[@]}" -- --prompt-ids "$prompt" --max-new-tokens 6 >"$work/ids.txt" 2>"$work/launch.err" ||
   fail "the two-host run failed: $(tail -20 "$work/launch.err")"
