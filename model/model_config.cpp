@@ -192,6 +192,13 @@ ModelConfig ModelConfig::from_json(const nlohmann::json& j, const std::string& s
   // hc_mix_dim() = (2 + hc) * hc is an int; the release uses 4
   need(c.hc <= 64, "hc_mult", fmt::format("expected at most 64, found {}", c.hc));
   need(c.n_shared == 1, "n_shared_experts", fmt::format("expected 1, found {}", c.n_shared));
+  // Each (layer, expert) pair is six tensors in the layout: bound them so a typo cannot make
+  // the inventory (and inspect, the planner) allocate without limit. The release has 11264.
+  constexpr int64_t kMaxExpertLayers = int64_t(1) << 18;
+  need(int64_t(c.n_layers + c.n_mtp) * c.n_experts <= kMaxExpertLayers, "n_routed_experts",
+       fmt::format("n_routed_experts x (num_hidden_layers + num_nextn_predict_layers) = {} x {} is more than {} "
+                   "expert layers",
+                   c.n_experts, c.n_layers + c.n_mtp, kMaxExpertLayers));
   bool any_csa = false;
   for (int r4 : c.ratios) any_csa |= r4 == 4;
   if (any_csa) {

@@ -63,7 +63,10 @@ SafetensorsFile::SafetensorsFile(const std::filesystem::path& path) : path_(path
     const std::size_t data_start = 8 + hlen;
     const std::size_t data_size = size_ - data_start;
     std::vector<std::tuple<uint64_t, uint64_t, std::string>> ranges;
-    for (auto& [name, info] : h.items()) {
+    for (auto& item : h.items()) {
+      // Named copies, not a structured binding: lambdas below capture them (clang < 16).
+      const std::string name = item.key();
+      const auto& info = item.value();
       if (name == "__metadata__") {
         if (info.is_object())
           for (auto& [k, v] : info.items())
