@@ -193,7 +193,25 @@ TEST(Launch, CheckedBeforeMpirunStarts) {
                     {"big.plan.yaml: model.layers = 43 (made for deepseek-v4-flash), but the model has 5 layers"});
   expect_user_error(run_flashline({"launch", "--plan", plan, "--model", "/nonexistent", "--mpirun", mpirun}),
                     {"--model /nonexistent: no such directory"});
+  expect_user_error(run_flashline({"launch", "--plan", plan, "--model", kTinyAStr, "--mpirun", mpirun, "--", "--plan",
+                                   "x.yaml"}),
+                    {"launch: --plan after --"});
+  expect_user_error(run_flashline({"launch", "--plan", plan, "--model", kTinyAStr, "--mpirun", mpirun, "--mca", "btl"}),
+                    {"--mca btl: expected NAME=VALUE"});
   EXPECT_FALSE(fs::exists(marker));
+}
+
+TEST(Launch, McaReplacesTheTransportChoice) {
+  ScratchDir d("cli-launch-mca");
+  fs::copy_file(kPlans + "/localhost.plan.yaml", d.path() / "p.plan.yaml");
+  const auto r = run_flashline({"launch", "--plan", (d.path() / "p.plan.yaml").string(), "--model", kTinyAStr,
+                                "--mca", "btl=tcp,self", "--mca", "btl_tcp_if_include=lo", "--dry-run", "--",
+                                "--prompt-ids", "1,2,3"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("--oversubscribe --mca btl tcp,self --mca btl_tcp_if_include lo -x"), std::string::npos)
+      << r.output;
+  EXPECT_EQ(r.output.find("self,vader"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("--prompt-ids 1,2,3\n"), std::string::npos) << r.output;
 }
 
 }  // namespace
