@@ -72,17 +72,15 @@ void check_bf16_finite(const TensorView& v) {
   if (v.dtype != DType::BF16) return;
   const std::size_t n = v.data.size() / 2;
   const auto* p = reinterpret_cast<const unsigned char*>(v.data.data());
-  std::size_t bad = n;
-  for (std::size_t i = 0; i < n; ++i) {
-    const unsigned hi = p[2 * i + 1], lo = p[2 * i];  // little-endian: exponent in bits 14..7
-    if (((hi << 8 | lo) & 0x7F80u) == 0x7F80u) {
-      bad = i;
-      break;
-    }
-  }
-  if (bad < n)
-    throw InputError(fmt::format("{}: tensor \"{}\": element {} is NaN or Inf (BF16 0x{:02X}{:02X})", v.file.string(),
-                                 v.name, bad, p[2 * bad + 1], p[2 * bad]));
+  auto bad = [p](std::size_t i) { return ((unsigned(p[2 * i + 1]) << 8 | p[2 * i]) & 0x7F80u) == 0x7F80u; };
+  // Branch-free pass first (vectorises); the index is looked for only on failure.
+  unsigned any = 0;
+  for (std::size_t i = 0; i < n; ++i) any |= bad(i);
+  if (!any) return;
+  std::size_t i = 0;
+  while (!bad(i)) ++i;
+  throw InputError(fmt::format("{}: tensor \"{}\": element {} is NaN or Inf (BF16 0x{:02X}{:02X})", v.file.string(),
+                               v.name, i, p[2 * i + 1], p[2 * i]));
 }
 
 // e4m3fn has no Inf; codes 0x7F and 0xFF are NaN.

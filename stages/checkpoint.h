@@ -27,8 +27,9 @@ struct CheckpointSelection {
   bool embedding = true;
   bool head = true;                   // norm, head, hc_head
   bool mtp = true;                    // the MTP blocks (and their experts per `experts`)
-  // Reject NaN/Inf weight values (F32, BF16, FP8 e4m3) at open. Reading every byte costs about a
-  // second per 10 GB; off only for --skip-weight-check. Scales (UE8M0) are always checked.
+  // Reject NaN/Inf weight values (F32, BF16, FP8 e4m3) at open. This reads every selected byte
+  // once (from disk on a cold page cache); off only for --skip-weight-check. Scales (UE8M0) are
+  // always checked.
   bool check_values = true;
 
   bool wants(const TensorSpec& t, const ModelConfig& c) const;
