@@ -1,6 +1,6 @@
 // libFuzzer target: chat-prompt's messages JSON through encode_chat, with the options taken from
 // the first input byte. Properties: only InputError on bad input; the prompt is valid UTF-8 when
-// the input is, and starts with BOS exactly when asked to.
+// the input is, and starts with BOS exactly when asked to (and no --context precedes it).
 #include <cstdint>
 #include <string>
 
@@ -32,6 +32,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   std::string prompt;
   if (!fuzz::accepts([&] { prompt = encode_chat(messages, o); })) return 0;
   if (utf8::is_valid(text) && !utf8::is_valid(prompt)) fuzz::fail("prompt is not valid UTF-8");
-  if (o.add_bos != prompt.starts_with(chat_markers::kBos)) fuzz::fail("BOS present unless --no-bos");
+  // A continuation of earlier messages (--context) never starts with BOS: the context did.
+  const bool want_bos = o.add_bos && o.context.empty();
+  if (want_bos != prompt.starts_with(chat_markers::kBos)) fuzz::fail("BOS at the start exactly when asked");
   return 0;
 }
