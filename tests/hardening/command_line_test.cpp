@@ -164,6 +164,23 @@ TEST(CommandLine, DetokenizeEmptyInputIsNoIds) {
   EXPECT_EQ(r.output, "");
 }
 
+TEST(CommandLine, ChatParseRefusesACompletionCutInsideItsToolCalls) {
+  // Before: both cuts were reported as valid messages (no tool calls / one call), exit 0.
+  const std::string open = "\n\n<｜DSML｜tool_calls>\n<｜DSML｜invoke name=\"f\">\n";
+  const std::string call = open + "<｜DSML｜parameter name=\"a\" string=\"true\">1</｜DSML｜parameter>\n</｜DSML｜invoke>\n";
+  for (const std::string& cut : {std::string("\n\n<｜DSML｜tool_calls"), call}) {
+    ScratchDir d("cli-chat-parse");
+    write_file(d.path() / "c.txt", cut);
+    expect_user_error(run_shell(fmt::format("\"$FL\" chat-parse < {}", (d.path() / "c.txt").string())),
+                      {"unterminated tool_calls block"});
+  }
+  ScratchDir d("cli-chat-parse-ok");
+  write_file(d.path() / "c.txt", call + "</｜DSML｜tool_calls>");
+  const auto r = run_shell(fmt::format("\"$FL\" chat-parse < {}", (d.path() / "c.txt").string()));
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("\"arguments\":\"{\\\"a\\\": \\\"1\\\"}\""), std::string::npos) << r.output;
+}
+
 TEST(Launch, DryRunWritesTheFilesItsCommandNames) {
   ScratchDir d("cli-launch");
   fs::copy_file(kPlans + "/localhost.plan.yaml", d.path() / "p.plan.yaml");
