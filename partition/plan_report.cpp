@@ -122,9 +122,10 @@ std::string plan_svg(const PlanResult& r) {
   const int width = left + box_w * p.lanes + 20, height = top + int(p.stages.size()) * (box_h + 14) + 40;
   std::string s = fmt::format(
       "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{}\" font-family=\"sans-serif\" "
-      "font-size=\"11\">\n<text x=\"10\" y=\"20\" font-size=\"14\">{} stages x {} lanes on {}: decode {:.0f} tok/s "
+      "font-size=\"11\">\n<text x=\"10\" y=\"20\" font-size=\"14\">{} x {} on {}: decode {:.0f} tok/s "
       "(batch {}), prefill {:.0f} tok/s</text>\n",
-      width, height, p.stages.size(), p.lanes, p.cluster, p.predicted.decode_tokens_per_s, p.predicted.batch,
+      width, height, count_text(p.stages.size(), "stage", "stages"), count_text(std::size_t(p.lanes), "lane", "lanes"),
+      p.cluster, p.predicted.decode_tokens_per_s, p.predicted.batch,
       p.predicted.prefill_tokens_per_s);
   for (std::size_t st = 0; st < p.stages.size(); ++st) {
     const auto& stage = p.stages[st];
