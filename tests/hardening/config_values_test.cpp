@@ -90,5 +90,14 @@ TEST(ConfigValues, EosPastTheVocabulary) {
   expect_error(j, {"\"bos_token_id\"", "unsupported value 5000"});
 }
 
+TEST(ConfigValues, ExpertLayersAreBounded) {
+  // Before: 2^24 experts x 2^24 layers passed the per-key bounds and the release inventory
+  // (inspect --config, the planner) tried to list ~10^15 tensors.
+  auto j = tiny_a_config();
+  j["n_routed_experts"] = 1 << 20;
+  j["num_experts_per_tok"] = 4;
+  expect_error(j, {"\"n_routed_experts\"", "1048576 x 6 is more than 262144 expert layers"});
+}
+
 }  // namespace
 }  // namespace flashline
