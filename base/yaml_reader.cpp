@@ -143,7 +143,27 @@ YAML::Node YamlReader::scalar(std::string_view key) const {
 
 std::string YamlReader::string(std::string_view key, std::optional<std::string> def) const {
   if (!has(key) && def) return *def;
-  return scalar(key).Scalar();
+  const YAML::Node n = scalar(key);
+  const std::string& v = n.Scalar();
+  // Names end up in hostfiles, command lines and messages, and a plan must read back as written:
+  // text only (valid UTF-8, no control characters).
+  for (std::size_t i = 0; i < v.size();) {
+    const auto c = static_cast<unsigned char>(v[i]);
+    std::size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
+    bool ok = len > 0 && i + len <= v.size() && !(len == 1 && (c < 0x20 && c != '\t')) && c != 0x7F;
+    for (std::size_t k = 1; ok && k < len; ++k) ok = (static_cast<unsigned char>(v[i + k]) & 0xC0) == 0x80;
+    if (ok && len > 1) {  // overlong forms, surrogates, past U+10FFFF, C1 controls
+      const auto d = static_cast<unsigned char>(v[i + 1]);
+      ok = !(c < 0xC2) && !(c == 0xC2 && d < 0xA0) && !(c == 0xE0 && d < 0xA0) && !(c == 0xED && d >= 0xA0) &&
+           !(c == 0xF0 && d < 0x90) && !(c == 0xF4 && d >= 0x90) && c <= 0xF4;
+    }
+    if (!ok)
+      fail(n, key, fmt::format("expected text, found byte 0x{:02X} at offset {} (control characters and invalid "
+                               "UTF-8 are not allowed)",
+                               c, i));
+    i += len;
+  }
+  return v;
 }
 
 int64_t YamlReader::integer(std::string_view key, std::optional<int64_t> def, int64_t min, int64_t max) const {

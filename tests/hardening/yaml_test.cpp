@@ -41,6 +41,18 @@ TEST(YamlDuplicateKeys, TopLevel) {
   EXPECT_NE(e.find("x.yaml:3:1: a: duplicate key (first at line 1"), std::string::npos) << e;
 }
 
+TEST(YamlText, ControlCharactersAndInvalidUtf8AreRefused) {
+  // Found by plan_fuzzer: a device name with a NUL and invalid UTF-8 was accepted, and the plan
+  // written back read back different.
+  for (const std::string bad : {std::string("name: \"a\\0b\"\n"), std::string("name: a\x89b\n"),
+                                std::string("name: \"a\\nb\"\n"), std::string("name: a\xED\xA0\x80\n")}) {
+    const std::string e = error_of([&] { YamlReader(parse_yaml_text(bad, "x.yaml"), "x.yaml").string("name"); });
+    EXPECT_NE(e.find("x.yaml:1:7: name: expected text, found byte"), std::string::npos) << e;
+  }
+  EXPECT_EQ(YamlReader(parse_yaml_text("name: \"gpu-nöde \\t 0\"\n", "x.yaml"), "x.yaml").string("name"),
+            "gpu-n\xC3\xB6" "de \t 0");
+}
+
 TEST(YamlDuplicateKeys, DistinctKeysAreFine) {
   EXPECT_EQ(error_of([] { YamlReader r(parse_yaml_text("a: 1\nb: {a: 2}\n", "x.yaml"), "x.yaml"); }), "(accepted)");
 }
