@@ -1,8 +1,11 @@
 #include "base/yaml_reader.h"
 
+#include "base/input_file.h"
+
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <map>
 #include <fstream>
 #include <sstream>
 #include <vector>
@@ -41,11 +44,7 @@ YAML::Node parse_yaml_text(const std::string& text, const std::string& source) {
 }
 
 std::string read_text_file(const std::filesystem::path& path, const char* what) {
-  std::ifstream in(path);
-  if (!in) throw InputError(fmt::format("{}: cannot open {}", path.string(), what));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+  return read_input_file(path, what);
 }
 
 YAML::Node load_yaml_file(const std::filesystem::path& path) {
@@ -68,6 +67,17 @@ YamlReader::YamlReader(YAML::Node node, std::string source, std::string path)
   if (!node_.IsMap()) {
     throw InputError(fmt::format("{}: {}expected a mapping (key: value lines)", where(node_),
                                  path_.empty() ? "" : path_ + ": "));
+  }
+  // yaml-cpp keeps both entries of a repeated key and lookups return the first: the second
+  // (usually the edit meant to win) would be ignored without a word.
+  std::map<std::string, YAML::Mark> seen;
+  for (const auto& kv : node_) {
+    if (!kv.first.IsScalar()) continue;
+    const std::string key = kv.first.Scalar();
+    auto [it, fresh] = seen.emplace(key, kv.first.Mark());
+    if (!fresh)
+      throw InputError(fmt::format("{}: {}: duplicate key (first at line {}; each key may appear once per mapping)",
+                                   mark_text(source_, kv.first.Mark()), key_path(key), it->second.line + 1));
   }
 }
 
@@ -133,7 +143,27 @@ YAML::Node YamlReader::scalar(std::string_view key) const {
 
 std::string YamlReader::string(std::string_view key, std::optional<std::string> def) const {
   if (!has(key) && def) return *def;
-  return scalar(key).Scalar();
+  const YAML::Node n = scalar(key);
+  const std::string& v = n.Scalar();
+  // Names end up in hostfiles, command lines and messages, and a plan must read back as written:
+  // text only (valid UTF-8, no control characters).
+  for (std::size_t i = 0; i < v.size();) {
+    const auto c = static_cast<unsigned char>(v[i]);
+    std::size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
+    bool ok = len > 0 && i + len <= v.size() && !(len == 1 && (c < 0x20 && c != '\t')) && c != 0x7F;
+    for (std::size_t k = 1; ok && k < len; ++k) ok = (static_cast<unsigned char>(v[i + k]) & 0xC0) == 0x80;
+    if (ok && len > 1) {  // overlong forms, surrogates, past U+10FFFF, C1 controls
+      const auto d = static_cast<unsigned char>(v[i + 1]);
+      ok = !(c < 0xC2) && !(c == 0xC2 && d < 0xA0) && !(c == 0xE0 && d < 0xA0) && !(c == 0xED && d >= 0xA0) &&
+           !(c == 0xF0 && d < 0x90) && !(c == 0xF4 && d >= 0x90) && c <= 0xF4;
+    }
+    if (!ok)
+      fail(n, key, fmt::format("expected text, found byte 0x{:02X} at offset {} (control characters and invalid "
+                               "UTF-8 are not allowed)",
+                               c, i));
+    i += len;
+  }
+  return v;
 }
 
 int64_t YamlReader::integer(std::string_view key, std::optional<int64_t> def, int64_t min, int64_t max) const {

@@ -8,6 +8,7 @@
 #include <iterator>
 #include <string_view>
 
+#include "base/input_file.h"
 #include "launch/commands.h"
 #include "serving/chat_format.h"
 #include "serving/completion_parser.h"
@@ -29,11 +30,8 @@ struct ChatPromptOptions {
   bool ids = false;
 };
 
-OrderedJson read_messages_file(const std::string& file) {
-  std::ifstream in(file, std::ios::binary);
-  if (!in) throw InputError(fmt::format("{}: cannot open", file));
-  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  return parse_ordered_json(text, file);
+OrderedJson read_messages_file(const std::string& file, std::string_view what) {
+  return parse_ordered_json(read_input_file(file, what), file);
 }
 
 void run_chat_prompt(const ChatPromptOptions& o) {
@@ -41,9 +39,14 @@ void run_chat_prompt(const ChatPromptOptions& o) {
   opt.mode = parse_thinking_mode(o.mode, "--mode");
   opt.drop_thinking = !o.keep_thinking;
   opt.add_bos = !o.no_bos;
-  if (!o.effort.empty()) opt.reasoning_effort = o.effort;
-  if (!o.context.empty()) opt.context = read_messages_file(o.context);
-  const OrderedJson messages = read_messages_file(o.messages);
+  if (!o.effort.empty()) {
+    // Checked here, not by the encoder, whose message would be blamed on the messages file.
+    if (o.effort != "high" && o.effort != "max")
+      throw InputError(fmt::format("--reasoning-effort {}: expected high or max", o.effort));
+    opt.reasoning_effort = o.effort;
+  }
+  if (!o.context.empty()) opt.context = read_messages_file(o.context, "--context file");
+  const OrderedJson messages = read_messages_file(o.messages, "--messages file");
   std::string prompt;
   try {
     prompt = encode_chat(messages, opt);

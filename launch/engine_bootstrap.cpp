@@ -92,7 +92,13 @@ SchedulerLimits limits_of(const EngineOptions& o, int stages) {
   return l;
 }
 
-int context_limit(const ModelConfig& c) { return c.max_position > 0 ? c.max_position : 1 << 30; }
+int context_limit(const ModelConfig& c) { return c.max_positions > 0 ? c.max_positions : 1 << 30; }
+
+CheckpointSelection whole_model(const EngineOptions& o) {
+  CheckpointSelection sel;
+  sel.check_values = !o.skip_weight_check;
+  return sel;
+}
 
 // An Engine that owns what its engine needs (checkpoint, model, transports, rank loop); the
 // engine is stopped before they go.
@@ -122,7 +128,7 @@ class HostedEngine final : public Engine {
 // One process: the whole model, loopback transports, one stage and one lane.
 struct LocalParts final : HostedEngine::Parts {
   explicit LocalParts(const EngineOptions& o)
-      : ck(Checkpoint::open(o.model)),
+      : ck(Checkpoint::open(o.model, whole_model(o))),
         tf(ck, o.numerics, exchange, ExpertRoutes::single(ck.config().n_experts)) {
     const auto& c = ck.config();
     const int64_t budget = kv_budget(o, nullptr);
@@ -202,7 +208,8 @@ struct WorldParts final : HostedEngine::Parts {
   }
 
   void load() {
-    const auto sel = selection_for(plan, stage, lane, config);
+    auto sel = selection_for(plan, stage, lane, config);
+    sel.check_values = !options.skip_weight_check;
     ck = std::make_unique<Checkpoint>(Checkpoint::open(options.model, sel));
     const auto& st = plan.stages[stage];
     ExpertRoutes routes{ExpertRoutes::choose(st.experts.lanes, lane, config.n_experts), {}};
@@ -299,6 +306,8 @@ void add_engine_flags(CLI::App& cmd, EngineOptions& o, std::string& numerics) {
       ->capture_default_str();
   cmd.add_option("--kv-cache-memory", o.kv_cache_memory,
                  "KV cache pool per rank, e.g. 4GiB (default: the plan's kv.bytes_per_rank, else 1 GiB)");
+  cmd.add_flag("--skip-weight-check", o.skip_weight_check,
+               "Do not scan the weights for NaN / Inf at load (faster start; a bad checkpoint then gives bad output)");
   cmd.add_option("--kv-page-bytes", o.kv_page_bytes, "KV page size in bytes")->capture_default_str();
   cmd.add_option("--threads", o.threads, "Compute threads per rank (default: from the plan, else the machine's cores)");
 }

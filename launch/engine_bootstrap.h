@@ -26,6 +26,7 @@ struct EngineOptions {
   std::string kv_cache_memory;     // per-rank KV budget ("4GiB"); empty: the plan's, else 1 GiB
   int threads = 0;                 // compute threads per rank; 0: from the plan or the machine
   int kv_page_bytes = 16 * 1024;   // KV page size (a window ring of the release config takes 5)
+  bool skip_weight_check = false;  // trust the checkpoint's values (no scan for NaN / Inf at load)
 };
 
 // The engine flags shared by every command that runs the model (--model, --plan, --numerics,

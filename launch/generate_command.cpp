@@ -25,11 +25,11 @@ struct GenerateOptions {
   std::optional<uint64_t> seed;
 };
 
-void run_generate(GenerateOptions o) {
+void run_generate(GenerateOptions o, bool has_prompt_ids, bool has_prompts) {
   finish_engine_flags(o.engine, o.numerics);
-  if (o.prompt_ids.empty() == o.prompts.empty()) throw InputError("give exactly one of --prompt-ids and --prompts");
+  if (has_prompt_ids == has_prompts) throw InputError("give exactly one of --prompt-ids and --prompts");
   if (o.max_new_tokens < 1) throw InputError("--max-new-tokens: expected a number >= 1");
-  const auto specs = o.prompts.empty() ? std::vector<PromptSpec>{PromptSpec{parse_token_ids(o.prompt_ids, "--prompt-ids"), 0, {}, {}, {}, {}, {}, {}}}
+  const auto specs = !has_prompts ? std::vector<PromptSpec>{PromptSpec{parse_token_ids(o.prompt_ids, "--prompt-ids"), 0, {}, {}, {}, {}, {}, {}}}
                                        : parse_prompt_list(o.prompts, "--prompts");
   std::vector<TimedRequest> reqs;
   for (const auto& s : specs) {
@@ -104,7 +104,7 @@ void add_generate_command(CLI::App& app) {
   cmd->add_option("--seed", o->seed, "Sampling seed (the same tokens whatever the batch, lane or placement)");
   cmd->add_flag("--stats", o->stats, "Print engine and per-rank KV statistics at the end (stderr)");
   cmd->add_flag("--progress", o->progress, "Print a line on stderr as each request finishes");
-  cmd->callback([o] { run_generate(*o); });
+  cmd->callback([o, cmd] { run_generate(*o, cmd->count("--prompt-ids") > 0, cmd->count("--prompts") > 0); });
 }
 
 }  // namespace flashline

@@ -15,6 +15,7 @@ struct InspectOptions {
   std::string model_dir;
   std::string config;
   bool json = false;
+  bool skip_weight_check = false;
 };
 
 void run_inspect(const InspectOptions& o) {
@@ -22,11 +23,15 @@ void run_inspect(const InspectOptions& o) {
   std::vector<TensorSpec> specs;
   std::string validation;
   if (!o.model_dir.empty()) {
-    Checkpoint ck = Checkpoint::open(o.model_dir);  // throws InputError naming the defect
+    CheckpointSelection sel;
+    sel.check_values = !o.skip_weight_check;
+    Checkpoint ck = Checkpoint::open(o.model_dir, sel);  // throws InputError naming the defect
     c = ck.config();
     specs = release_tensors(c);
-    validation = fmt::format("ok: {} tensors present with the expected dtypes and shapes in {} file(s)",
-                             ck.tensors().size(), ck.files().size());
+    validation = fmt::format("ok: {} tensors present with the expected dtypes and shapes in {} file(s){}",
+                             ck.tensors().size(), ck.files().size(),
+                             o.skip_weight_check ? " (weight values not checked: --skip-weight-check)"
+                                                 : ", every weight finite");
   } else {
     c = ModelConfig::load(o.config);
     specs = release_tensors(c);
@@ -94,6 +99,8 @@ void add_inspect_command(CLI::App& app) {
   auto* c = cmd->add_option("--config", o->config, "A config.json alone: list the tensors it implies");
   m->excludes(c);
   cmd->add_flag("--json", o->json, "Print a JSON object instead of tables");
+  cmd->add_flag("--skip-weight-check", o->skip_weight_check,
+                "Do not read every weight for NaN/Inf (faster on a full checkpoint; scales are still checked)");
   cmd->callback([o, m, c] {
     if (o->model_dir.empty() && o->config.empty()) throw InputError("inspect: give --model DIR or --config FILE");
     run_inspect(*o);

@@ -11,6 +11,7 @@
 #include "launch/npy_file.h"
 #include "launch/engine_bootstrap.h"
 #include "launch/engine_run.h"
+#include "launch/output_set.h"
 #include "launch/token_ids_arg.h"
 
 namespace flashline {
@@ -40,23 +41,22 @@ void run_logits(LogitsOptions o) {
   const int n = int(q.request.prompt.size());
   auto engine = start_engine(o.engine);
   if (!engine) return;  // another rank of the world: rank 0 writes
+  // The outputs replace an earlier run's as a whole; a bad --out fails before the compute.
+  OutputSet out(o.out, {"prefill_logits.npy", "decode_ids.npy", "decode_logits.npy", "mtp_logits.npy"});
   const int V = engine->vocab_size();
   const auto r = run_requests(*engine, {std::move(q)}).at(0);
   engine->shutdown(0);
   if (r.finish == FinishReason::Error) throw std::runtime_error(r.error);
-  const std::filesystem::path out(o.out);
-  std::filesystem::create_directories(out);
-  write_npy(out / "prefill_logits.npy", r.prompt_logits, {n, V});
-  fmt::print(stderr, "prefill: {} tokens -> {}\n", n, (out / "prefill_logits.npy").string());
-  if (o.mtp) {
-    write_npy(out / "mtp_logits.npy", r.mtp_logits, {n - 1, V});
-    fmt::print(stderr, "mtp: {} positions -> {}\n", n - 1, (out / "mtp_logits.npy").string());
-  }
+  write_npy(out.file("prefill_logits.npy"), r.prompt_logits, {n, V});
+  if (o.mtp) write_npy(out.file("mtp_logits.npy"), r.mtp_logits, {n - 1, V});
   if (o.decode > 0) {
-    write_npy(out / "decode_ids.npy", r.ids, {o.decode});
-    write_npy(out / "decode_logits.npy", r.token_logits, {o.decode, V});
-    fmt::print(stderr, "decode: {} rows -> {}\n", o.decode, (out / "decode_logits.npy").string());
+    write_npy(out.file("decode_ids.npy"), r.ids, {o.decode});
+    write_npy(out.file("decode_logits.npy"), r.token_logits, {o.decode, V});
   }
+  out.commit();
+  fmt::print(stderr, "prefill: {} tokens -> {}\n", n, (out.dir() / "prefill_logits.npy").string());
+  if (o.mtp) fmt::print(stderr, "mtp: {} positions -> {}\n", n - 1, (out.dir() / "mtp_logits.npy").string());
+  if (o.decode > 0) fmt::print(stderr, "decode: {} rows -> {}\n", o.decode, (out.dir() / "decode_logits.npy").string());
 }
 
 }  // namespace
@@ -65,7 +65,7 @@ void add_logits_command(CLI::App& app) {
   auto o = std::make_shared<LogitsOptions>();
   auto* cmd = app.add_subcommand("logits", "Write prefill (and decode / MTP) logits of a prompt as .npy files");
   add_engine_flags(*cmd, o->engine, o->numerics);
-  cmd->add_option("--ids", o->ids, "Prompt token ids: 1,2,3 or @ids.json")->required();
+  cmd->add_option("--prompt-ids,--ids", o->ids, "Prompt token ids: 1,2,3 or @ids.json")->required();
   cmd->add_option("--out", o->out, "Output directory")->required();
   cmd->add_option("--decode", o->decode,
                   "Decode rows to write: row 0 = last prefill position, row k = the step that consumed "

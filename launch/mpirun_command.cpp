@@ -76,12 +76,17 @@ MpirunCommand build_mpirun_command(const Plan& plan, const LaunchOptions& o) {
   } else {
     a.insert(a.end(), {"--map-by", "slot", "--bind-to", "none"});
   }
+  const bool user_transport = std::any_of(o.mca.begin(), o.mca.end(), [](const auto& kv) {
+    return kv.first == "pml" || kv.first == "btl";
+  });
   if (plan.localhost) {
     // More ranks than cores share them; shared memory between processes of one machine.
-    a.insert(a.end(), {"--oversubscribe", "--mca", "btl", "self,vader"});
-  } else if (plan.nodes.size() > 1) {
+    a.push_back("--oversubscribe");
+    if (!user_transport) a.insert(a.end(), {"--mca", "btl", "self,vader"});
+  } else if (plan.nodes.size() > 1 && !user_transport) {
     a.insert(a.end(), {"--mca", "pml", "ucx"});
   }
+  for (const auto& [k, v] : o.mca) a.insert(a.end(), {"--mca", k, v});
   for (const auto& [k, v] : std::vector<std::pair<std::string, std::string>>{
            {"FLASHLINE_PIPELINE_TRANSPORT", plan.pipeline_transport},
            {"FLASHLINE_EXPERT_TRANSPORT", plan.expert_transport}})

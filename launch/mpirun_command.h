@@ -3,6 +3,7 @@
 // cores, where the cluster file gives each node's CPU count), process count, mapping, binding
 // and the environment that selects the transports.
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "base/input_error.h"
@@ -21,6 +22,9 @@ struct LaunchOptions {
   std::string rankfile_path;
   bool as_root = false;       // mpirun refuses root without --allow-run-as-root
   int local_cores = 0;        // CPUs of the launching machine (for plan ranks on it); 0: unknown
+  // Open MPI parameters from the user (`launch --mca btl=tcp,self`), passed as --mca NAME VALUE.
+  // Naming pml or btl replaces the launcher's own transport choice.
+  std::vector<std::pair<std::string, std::string>> mca;
 };
 
 struct MpirunCommand {

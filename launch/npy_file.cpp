@@ -7,6 +7,7 @@
 #include <fstream>
 #include <regex>
 
+#include "base/input_file.h"
 #include "model/model_config.h"
 
 namespace flashline {
@@ -39,6 +40,7 @@ int64_t NpyArray::elements() const {
 }
 
 NpyArray read_npy(const std::filesystem::path& path) {
+  check_input_file(path, ".npy file");
   std::ifstream in(path, std::ios::binary);
   if (!in) throw InputError(fmt::format("{}: cannot open", path.string()));
   char magic[8];

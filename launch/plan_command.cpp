@@ -12,6 +12,7 @@
 #include "launch/commands.h"
 #include "launch/engine_bootstrap.h"
 #include "launch/engine_run.h"
+#include "launch/output_set.h"
 #include "partition/cost_calibration.h"
 #include "partition/model_preset.h"
 #include "partition/plan_report.h"
@@ -104,9 +105,27 @@ CostConstants run_calibration(const PlanOptions& o, const CostModel& cost) {
 
 void run_plan(PlanOptions& o) {
   if (o.model_dir.empty() == o.preset.empty()) throw InputError("plan: give exactly one of --model DIR or --preset NAME");
+  if (!o.model_dir.empty()) {
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    const auto st = fs::status(o.model_dir, ec).type();
+    if (st == fs::file_type::not_found)
+      throw InputError(fmt::format("--model {}: no such directory (expected a model directory holding config.json)",
+                                   o.model_dir));
+    if (st != fs::file_type::directory)
+      throw InputError(fmt::format("--model {}: is a file; --model takes the model directory{}", o.model_dir,
+                                   fs::path(o.model_dir).filename() == "config.json"
+                                       ? fmt::format(" ({})", fs::path(o.model_dir).parent_path().string())
+                                       : std::string()));
+  }
   ModelConfig config = o.preset.empty() ? ModelConfig::load(std::filesystem::path(o.model_dir) / "config.json")
                                         : model_preset(o.preset);
   o.planner.model_name = o.preset.empty() ? o.model_dir : o.preset;
+  // The planner itself budgets any context (what-if questions); a plan the model cannot serve is refused here.
+  if (config.max_positions > 0 && o.planner.context > config.max_positions)
+    throw InputError(fmt::format("--context {}: more than the model's max_position_embeddings ({}): positions past "
+                                 "it were never trained; plan with --context {} or less",
+                                 o.planner.context, config.max_positions, config.max_positions));
   ClusterSpec cluster = ClusterSpec::from_argument(o.cluster);
   ExpertLoad load;
   if (!o.expert_load.empty()) {
@@ -121,11 +140,10 @@ void run_plan(PlanOptions& o) {
   if (!o.json)
     fmt::print(stderr, "planning {} on {} ({} ranks)...\n", o.planner.model_name, cluster.name, cluster.rank_count());
   PlanResult r = StagePlanner(cost, cluster, o.planner).plan();
-  r.plan.save(o.output);
-  if (!o.svg.empty()) {
-    std::ofstream f(o.svg);
-    if (!(f << plan_svg(r))) throw InputError(fmt::format("{}: cannot write SVG", o.svg));
-  }
+  // Both files or neither: a plan without the SVG asked for is a failed run.
+  std::vector<std::pair<std::filesystem::path, std::string>> files{{o.output, r.plan.to_yaml()}};
+  if (!o.svg.empty()) files.emplace_back(o.svg, plan_svg(r));
+  write_files_atomically(files);
   if (o.json) {
     fmt::print("{}\n", plan_json(r).dump(2));
     return;
@@ -144,14 +162,19 @@ void add_plan_command(CLI::App& app) {
   auto* m = cmd->add_option("--model", o->model_dir, "Model directory (its config.json is read; weights are not)");
   auto* p = cmd->add_option("--preset", o->preset, "Built-in model config: deepseek-v4-flash");
   m->excludes(p);
-  cmd->add_option("--context", o->planner.context, "Tokens of context per request to budget KV for")
-      ->capture_default_str();
-  cmd->add_option("--batch", o->planner.batch, "Concurrent requests (default: as many as fit, at most 256 per lane)");
-  cmd->add_option("-o,--output", o->output, "Plan file to write")->capture_default_str();
+  cmd->add_option("--context", o->planner.context,
+                  "Tokens of context per request to budget KV for (at most the model's max_position_embeddings)")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--batch", o->planner.batch, "Concurrent requests (default: as many as fit, at most 256 per lane)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("-o,--out,--output", o->output, "Plan file to write")->capture_default_str();
   cmd->add_flag("--json", o->json, "Print the result as JSON instead of a table");
   cmd->add_option("--svg", o->svg, "Also draw the plan to this SVG file");
-  cmd->add_option("--stages", o->planner.stages, "Force the number of pipeline stages");
-  cmd->add_option("--lanes", o->planner.lanes, "Force the number of lanes (ranks per stage)");
+  cmd->add_option("--stages", o->planner.stages, "Force the number of pipeline stages (default: searched)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--lanes", o->planner.lanes, "Force the number of lanes (ranks per stage; default: searched)")
+      ->check(CLI::PositiveNumber);
   cmd->add_option("--expert-load", o->expert_load,
                   "Expert-load histogram JSON: replicate and balance hot experts (docs/planner.md)");
   cmd->add_option("--redundant-experts", o->planner.redundant_experts,

@@ -1,5 +1,7 @@
 #include "launch/token_ids_arg.h"
 
+#include "base/input_file.h"
+
 #include <fmt/format.h>
 
 #include <charconv>
@@ -12,10 +14,9 @@ namespace flashline {
 
 nlohmann::json read_json_file_arg(const std::string& arg, const std::string& option) {
   const std::string path = arg.substr(1);
-  std::ifstream in(path);
-  if (!in) throw InputError(fmt::format("{} {}: cannot open {}", option, arg, path));
+  const std::string text = read_input_file(path, fmt::format("the JSON file of {} {}", option, arg));
   try {
-    return nlohmann::json::parse(in);
+    return nlohmann::json::parse(text);
   } catch (const nlohmann::json::parse_error& e) {
     throw InputError(fmt::format("{}: invalid JSON: {}", path, e.what()));
   }
@@ -34,7 +35,8 @@ std::vector<int32_t> token_ids_from_json(const nlohmann::json& j, const std::str
 
 std::vector<int32_t> parse_token_ids(const std::string& arg, const std::string& option) {
   std::vector<int32_t> ids;
-  if (!arg.empty() && arg[0] == '@') {
+  if (arg.empty()) throw InputError(fmt::format("{}: empty (expected token ids, e.g. 1,2,3 or @ids.json)", option));
+  if (arg[0] == '@') {
     ids = token_ids_from_json(read_json_file_arg(arg, option), arg.substr(1) + ": element ");
   } else {
     std::size_t start = 0;

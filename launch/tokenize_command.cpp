@@ -27,8 +27,11 @@ void run_tokenize(const std::string& tokenizer_file) {
 
 void run_detokenize(const std::string& tokenizer_file) {
   nlohmann::json ids;
+  const std::string input = read_stdin();
+  // Empty input is the empty list, as `tokenize` prints [] for empty text: the two compose.
   try {
-    ids = nlohmann::json::parse(read_stdin());
+    ids = input.find_first_not_of(" \t\r\n") == std::string::npos ? nlohmann::json::array()
+                                                                   : nlohmann::json::parse(input);
   } catch (const nlohmann::json::parse_error& e) {
     throw InputError(fmt::format("stdin: not valid JSON: {}", e.what()));
   }
@@ -61,7 +64,8 @@ void add_tokenize_command(CLI::App& app) {
 void add_detokenize_command(CLI::App& app) {
   auto file = std::make_shared<std::string>();
   auto* cmd = app.add_subcommand(
-      "detokenize", "JSON array of token ids on stdin -> the decoded text on stdout, byte-exact, no newline");
+      "detokenize", "JSON array of token ids on stdin (empty input: no ids) -> the decoded text on stdout, byte-exact, no "
+      "newline");
   cmd->add_option("--tokenizer", *file, "tokenizer.json (Hugging Face format)")->required();
   cmd->callback([file] { run_detokenize(*file); });
 }

@@ -1,10 +1,15 @@
 #include "model/model_config.h"
 
+#include "base/input_file.h"
+
 #include <fmt/format.h>
 
 #include <cmath>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <optional>
+#include <string_view>
+#include <vector>
 
 namespace flashline {
 namespace {
@@ -42,6 +47,20 @@ struct Reader {
     if (x < min || x > kMaxValue)
       fail(key, fmt::format("expected an integer in {}..{}, found {}", min, kMaxValue, x));
     return int(x);
+  }
+  // A key the release fixes to one value (or a few): anything else is refused by name.
+  void expect_one_of(const std::string& key, const std::vector<nlohmann::json>& supported, bool required,
+                     const std::string& why) const {
+    const auto* v = find(key);
+    if (!v) {
+      if (required) fail(key, fmt::format("missing: expected {} ({})", supported.front().dump(), why));
+      return;
+    }
+    for (const auto& s : supported)
+      if (*v == s) return;
+    std::string list;
+    for (const auto& s : supported) list += (list.empty() ? "" : " or ") + s.dump();
+    fail(key, fmt::format("unsupported value {}: supported: {} ({})", v->dump(), list, why));
   }
   double number(const std::string& key, std::optional<double> def = std::nullopt) const {
     const auto* v = find(key);
@@ -93,10 +112,38 @@ ModelConfig ModelConfig::from_json(const nlohmann::json& j, const std::string& s
   c.n_mtp = r.integer("num_nextn_predict_layers", 0);
   c.bos_id = r.integer("bos_token_id", 0);
   c.eos_id = r.integer("eos_token_id", 1);
-  c.max_position = r.integer("max_position_embeddings", 0, 0);
+  c.max_positions = r.integer("max_position_embeddings", 0);
+  for (const char* key : {"bos_token_id", "eos_token_id"}) {
+    const int id = std::string_view(key) == "bos_token_id" ? c.bos_id : c.eos_id;
+    if (id >= c.vocab)
+      r.fail(key, fmt::format("unsupported value {}: a token id must be below vocab_size ({})", id, c.vocab));
+  }
+  // What the loader and the kernels implement: any other model or quantisation would load as
+  // garbage, so it is refused here with the key, the value and what is supported.
+  r.expect_one_of("model_type", {"deepseek_v4"}, false, "flashline runs DeepSeek-V4 models only");
+  const auto* q = r.find("quantization_config");
+  if (!q)
+    r.fail("quantization_config",
+           "missing: expected the release's FP8 quantisation ({\"quant_method\": \"fp8\", \"fmt\": \"e4m3\", "
+           "\"scale_fmt\": \"ue8m0\", \"weight_block_size\": [128, 128]}); unquantised checkpoints are not supported");
+  if (!q->is_object()) r.fail("quantization_config", fmt::format("expected an object, found {}", q->dump()));
+  {
+    Reader qr{*q, source, "quantization_config."};
+    const std::string fp8 = "FP8 weights as in the release";
+    qr.expect_one_of("quant_method", {"fp8"}, true, fp8);
+    qr.expect_one_of("fmt", {"e4m3"}, false, fp8);
+    qr.expect_one_of("scale_fmt", {"ue8m0"}, false, "power-of-two block scales as in the release");
+    qr.expect_one_of("weight_block_size", {nlohmann::json::array({128, 128})}, false,
+                     "128 x 128 FP8 blocks as in the release");
+    qr.expect_one_of("activation_scheme", {"dynamic"}, false, "activations are quantised per block at run time");
+    qr.expect_one_of("expert_dtype", {"fp4"}, false, "routed experts are FP4 (e2m1) as in the release");
+    qr.expect_one_of("expert_block_size", {32}, false, "one FP4 scale per 32 elements as in the release");
+  }
   if (const auto* rs = r.find("rope_scaling")) {
     if (!rs->is_object()) r.fail("rope_scaling", "expected an object");
     Reader rr{*rs, source, "rope_scaling."};
+    rr.expect_one_of("type", {"yarn"}, false, "the release's YaRN scaling is the one implemented");
+    rr.expect_one_of("rope_type", {"yarn"}, false, "the release's YaRN scaling is the one implemented");
     c.rope_factor = rr.number("factor", 1.0);
     c.rope_orig_len = rr.integer("original_max_position_embeddings", 0);
     c.beta_fast = rr.number("beta_fast", 32.0);
@@ -145,6 +192,13 @@ ModelConfig ModelConfig::from_json(const nlohmann::json& j, const std::string& s
   // hc_mix_dim() = (2 + hc) * hc is an int; the release uses 4
   need(c.hc <= 64, "hc_mult", fmt::format("expected at most 64, found {}", c.hc));
   need(c.n_shared == 1, "n_shared_experts", fmt::format("expected 1, found {}", c.n_shared));
+  // Each (layer, expert) pair is six tensors in the layout: bound them so a typo cannot make
+  // the inventory (and inspect, the planner) allocate without limit. The release has 11264.
+  constexpr int64_t kMaxExpertLayers = int64_t(1) << 18;
+  need(int64_t(c.n_layers + c.n_mtp) * c.n_experts <= kMaxExpertLayers, "n_routed_experts",
+       fmt::format("n_routed_experts x (num_hidden_layers + num_nextn_predict_layers) = {} x {} is more than {} "
+                   "expert layers",
+                   c.n_experts, c.n_layers + c.n_mtp, kMaxExpertLayers));
   bool any_csa = false;
   for (int r4 : c.ratios) any_csa |= r4 == 4;
   if (any_csa) {
@@ -158,11 +212,10 @@ ModelConfig ModelConfig::from_json(const nlohmann::json& j, const std::string& s
 }
 
 ModelConfig ModelConfig::load(const std::filesystem::path& path) {
-  std::ifstream in(path);
-  if (!in) throw InputError(fmt::format("{}: cannot open config file", path.string()));
+  const std::string text = read_input_file(path, "config file");
   nlohmann::json j;
   try {
-    j = nlohmann::json::parse(in);
+    j = nlohmann::json::parse(text);
   } catch (const nlohmann::json::parse_error& e) {
     throw InputError(fmt::format("{}: invalid JSON: {}", path.string(), e.what()));
   }

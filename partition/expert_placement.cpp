@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/input_error.h"
+#include "base/input_file.h"
 
 namespace flashline {
 
@@ -83,11 +84,10 @@ ExpertPlacement place_experts_balanced(const std::vector<double>& load, int lane
 }
 
 ExpertLoad ExpertLoad::load(const std::filesystem::path& path, int layers, int experts) {
-  std::ifstream in(path);
-  if (!in) throw InputError(fmt::format("{}: cannot open expert-load histogram", path.string()));
+  const std::string text = read_input_file(path, "expert-load histogram");
   nlohmann::json j;
   try {
-    j = nlohmann::json::parse(in);
+    j = nlohmann::json::parse(text);
   } catch (const nlohmann::json::parse_error& e) {
     throw InputError(fmt::format("{}: invalid JSON: {}", path.string(), e.what()));
   }

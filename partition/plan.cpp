@@ -349,4 +349,17 @@ void Plan::validate(const std::string& source) const {
   }
 }
 
+void check_plan_matches_model(const Plan& plan, const ModelConfig& c, const std::string& source) {
+  const std::string made_for = plan.model.name.empty() ? "" : fmt::format(" (made for {})", plan.model.name);
+  auto differ = [&](const char* key, int planned, int actual, const char* what) {
+    if (planned != actual)
+      throw InputError(fmt::format("{}: model.{} = {}{}, but the model has {} {}: make a plan for this model with "
+                                   "flashline plan --model DIR",
+                                   source, key, planned, made_for, actual, what));
+  };
+  differ("layers", plan.model.layers, c.n_layers, "layers");
+  differ("mtp_layers", plan.model.mtp_layers, c.n_mtp, "MTP blocks");
+  differ("routed_experts", plan.model.routed_experts, c.n_experts, "routed experts");
+}
+
 }  // namespace flashline

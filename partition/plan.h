@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "model/model_config.h"
+
 namespace flashline {
 
 // Routed experts held by each lane for one layer. An expert may sit on several lanes
@@ -121,6 +123,10 @@ struct Plan {
     bool operator==(const SourcePositions&) const { return true; }
   } positions;
 };
+
+// The plan was made for this model: layer, MTP block and routed expert counts agree. Throws
+// InputError naming `source` (the plan file), the plan's model name and both numbers.
+void check_plan_matches_model(const Plan& plan, const ModelConfig& c, const std::string& source);
 
 // "0-31,40,42-43" <-> sorted ids; parse throws std::invalid_argument on bad text.
 std::string format_id_ranges(const std::vector<int>& ids);

@@ -10,13 +10,18 @@ namespace flashline {
 namespace {
 
 std::string experts_text(const StageDetail& d) {
+  // A count, not an id range: "5 to 6" (the column is "experts/rank").
   return d.min_experts == d.max_experts ? fmt::format("{}", d.max_experts)
-                                        : fmt::format("{}-{}", d.min_experts, d.max_experts);
+                                        : fmt::format("{} to {}", d.min_experts, d.max_experts);
 }
 
 std::string hosts_text(const StageDetail& d) {
   if (d.hosts.size() <= 2) return fmt::format("{}", fmt::join(d.hosts, ","));
   return fmt::format("{}..{} ({})", d.hosts.front(), d.hosts.back(), d.hosts.size());
+}
+
+std::string count_text(std::size_t n, const char* one, const char* many) {
+  return fmt::format("{} {}", n, n == 1 ? one : many);
 }
 
 std::string layers_text(const StagePlan& s) {
@@ -27,23 +32,24 @@ std::string layers_text(const StagePlan& s) {
 
 std::string plan_table(const PlanResult& r) {
   const Plan& p = r.plan;
-  std::string out = fmt::format("plan: {} stages x {} lanes on {} ({} of {} ranks), context {} tokens, KV {}\n\n",
-                                p.stages.size(), p.lanes, p.cluster, r.ranks_used, r.ranks_total, p.kv.context,
+  std::string out = fmt::format("plan: {} x {} on {} ({} of {} ranks), context {} tokens, KV {}\n\n",
+                                count_text(p.stages.size(), "stage", "stages"),
+                                count_text(std::size_t(p.lanes), "lane", "lanes"), p.cluster, r.ranks_used, r.ranks_total, p.kv.context,
                                 p.kv.format);
-  out += fmt::format("{:<6} {:<22} {:<10} {:>8} {:>10} {:>10} {:>10} {:>12} {:>12}  {}\n", "stage", "hosts", "layers",
-                     "experts", "weights", "kv", "free", "decode step", "prefill step", "bottleneck");
+  out += fmt::format("{:<6} {:<22} {:<10} {:>12} {:>10} {:>10} {:>10} {:>12} {:>12}  {}\n", "stage", "hosts", "layers",
+                     "experts/rank", "weights", "kv", "free", "decode step", "prefill step", "bottleneck");
   for (std::size_t s = 0; s < p.stages.size(); ++s) {
     const auto& st = p.stages[s];
     const auto& e = st.estimate;
-    out += fmt::format("{:<6} {:<22} {:<10} {:>8} {:>10} {:>10} {:>10} {:>12} {:>12}  {}\n", s,
+    out += fmt::format("{:<6} {:<22} {:<10} {:>12} {:>10} {:>10} {:>10} {:>12} {:>12}  {}\n", s,
                        hosts_text(r.stages[s]), layers_text(st), experts_text(r.stages[s]),
                        format_bytes(double(e.weight_bytes)), format_bytes(double(e.kv_bytes)),
                        format_bytes(double(e.free_bytes)), format_seconds(e.decode_step_s),
                        format_seconds(e.prefill_step_s), e.bottleneck);
   }
   const auto& q = p.predicted;
-  out += fmt::format("\nmemory per rank: weights + KV + free = usable (device memory less the reserve); experts = "
-                     "routed experts per rank per layer\n");
+  out += fmt::format("\nmemory per rank: weights + KV + free = usable (device memory less the reserve); experts/rank = "
+                     "routed experts each rank holds per layer (a count)\n");
   out += fmt::format("KV budget: {} per rank; {} requests of {} tokens fit ({} per lane); the planned batch of {} "
                      "fits up to {} tokens each\n",
                      format_bytes(double(p.kv.bytes_per_rank)), r.max_requests, p.kv.context,
@@ -116,9 +122,10 @@ std::string plan_svg(const PlanResult& r) {
   const int width = left + box_w * p.lanes + 20, height = top + int(p.stages.size()) * (box_h + 14) + 40;
   std::string s = fmt::format(
       "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{}\" font-family=\"sans-serif\" "
-      "font-size=\"11\">\n<text x=\"10\" y=\"20\" font-size=\"14\">{} stages x {} lanes on {}: decode {:.0f} tok/s "
+      "font-size=\"11\">\n<text x=\"10\" y=\"20\" font-size=\"14\">{} x {} on {}: decode {:.0f} tok/s "
       "(batch {}), prefill {:.0f} tok/s</text>\n",
-      width, height, p.stages.size(), p.lanes, p.cluster, p.predicted.decode_tokens_per_s, p.predicted.batch,
+      width, height, count_text(p.stages.size(), "stage", "stages"), count_text(std::size_t(p.lanes), "lane", "lanes"),
+      p.cluster, p.predicted.decode_tokens_per_s, p.predicted.batch,
       p.predicted.prefill_tokens_per_s);
   for (std::size_t st = 0; st < p.stages.size(); ++st) {
     const auto& stage = p.stages[st];

@@ -68,7 +68,9 @@ struct StagePlanner::Evaluation {
 StagePlanner::StagePlanner(const CostModel& cost, const ClusterSpec& cluster, PlannerOptions options)
     : cost_(cost), cluster_(cluster), o_(std::move(options)), ranks_(cluster.ranks()) {
   if (o_.context < 1) throw InputError(fmt::format("--context must be >= 1, found {}", o_.context));
-  if (o_.batch < 0) throw InputError(fmt::format("--batch must be >= 0, found {}", o_.batch));
+  if (o_.batch < 0) throw InputError(fmt::format("--batch must be >= 1, found {}", o_.batch));
+  if (o_.stages < 0) throw InputError(fmt::format("--stages must be >= 1, found {}", o_.stages));
+  if (o_.lanes < 0) throw InputError(fmt::format("--lanes must be >= 1, found {}", o_.lanes));
   if (o_.reserve < 0 || o_.reserve >= 1) throw InputError(fmt::format("--reserve must be in [0, 1), found {}", o_.reserve));
   if (o_.prefill_chunk < 1) throw InputError("--prefill-chunk must be >= 1");
 }
@@ -269,9 +271,9 @@ void StagePlanner::explain_failure(const std::vector<Shape>& shapes) const {
   double weights = stage_bytes(sh, best.stage, best.lane, best.first, best.last, 0);
   bool weights_alone = weights > sh.usable[best.stage][best.lane];
   throw InputError(fmt::format(
-      "does not fit: with {} stages x {} lanes, stage {} (layers {}-{}) needs {} per rank ({} weights + {} KV for "
+      "does not fit: with {} stage{} x {} lane{}, stage {} (layers {}-{}) needs {} per rank ({} weights + {} KV for "
       "{} request(s) of {} tokens), {} ({} {}) has {} ({} usable after the {:.0f}% reserve): {}",
-      sh.stages, sh.lanes, best.stage, best.first, best.last, format_bytes(best.need), format_bytes(weights),
+      sh.stages, sh.stages == 1 ? "" : "s", sh.lanes, sh.lanes == 1 ? "" : "s", best.stage, best.first, best.last, format_bytes(best.need), format_bytes(weights),
       format_bytes(best.need - weights), o_.batch > 0 ? (o_.batch + sh.lanes - 1) / sh.lanes : 1, o_.context,
       node.name, slot.device->kind, slot.device_name, format_bytes(slot.device->memory),
       format_bytes(sh.usable[best.stage][best.lane]), o_.reserve * 100,

@@ -167,7 +167,8 @@ BlockStatus parse_tool_block(std::string_view text, std::size_t& pos, std::vecto
     calls.push_back(std::move(call));
     pos = p;
   }
-  return partial ? BlockStatus::Incomplete : BlockStatus::Done;
+  // Out of text before </｜DSML｜tool_calls>: a completion cut inside its tool calls.
+  return missing("unterminated tool_calls block (the completion ends inside it)");
 }
 
 void check_no_markup(std::string_view field, std::string_view value) {

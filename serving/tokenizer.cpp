@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "base/input_error.h"
+#include "base/input_file.h"
 #include "serving/tokenizer_file.h"
 #include "serving/utf8.h"
 
@@ -91,11 +92,7 @@ Tokenizer::Tokenizer() {
 }
 
 Tokenizer Tokenizer::from_file(const std::filesystem::path& file) {
-  std::ifstream in(file, std::ios::binary);
-  if (!in) throw InputError(fmt::format("{}: cannot open tokenizer file", file.string()));
-  std::ostringstream buf;
-  buf << in.rdbuf();
-  return from_json_text(buf.str(), file.string());
+  return from_json_text(read_input_file(file, "tokenizer file"), file.string());
 }
 
 Tokenizer Tokenizer::from_json_text(std::string_view json_text, std::string_view source) {

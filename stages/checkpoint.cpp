@@ -1,6 +1,7 @@
 #include "stages/checkpoint.h"
 
 #include "base/input_error.h"
+#include "base/input_file.h"
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -24,10 +25,10 @@ std::map<std::string, std::string> weight_map(const fs::path& dir) {
                                    dir.string()));
     return out;  // empty: single file, every tensor lives in model.safetensors
   }
-  std::ifstream in(index);
+  const std::string text = read_input_file(index, "checkpoint index");
   nlohmann::json j;
   try {
-    j = nlohmann::json::parse(in);
+    j = nlohmann::json::parse(text);
   } catch (const nlohmann::json::parse_error& e) {
     throw InputError(fmt::format("{}: invalid JSON: {}", index.string(), e.what()));
   }
@@ -66,6 +67,37 @@ void check_f32_finite(const TensorView& v) {
   }
 }
 
+// BF16 with an all-ones exponent is Inf or NaN.
+void check_bf16_finite(const TensorView& v) {
+  if (v.dtype != DType::BF16) return;
+  const std::size_t n = v.data.size() / 2;
+  const auto* p = reinterpret_cast<const unsigned char*>(v.data.data());
+  auto bad = [p](std::size_t i) { return ((unsigned(p[2 * i + 1]) << 8 | p[2 * i]) & 0x7F80u) == 0x7F80u; };
+  // Branch-free pass first (vectorises); the index is looked for only on failure.
+  unsigned any = 0;
+  for (std::size_t i = 0; i < n; ++i) any |= bad(i);
+  if (!any) return;
+  std::size_t i = 0;
+  while (!bad(i)) ++i;
+  throw InputError(fmt::format("{}: tensor \"{}\": element {} is NaN or Inf (BF16 0x{:02X}{:02X})", v.file.string(),
+                               v.name, i, p[2 * i + 1], p[2 * i]));
+}
+
+// e4m3fn has no Inf; codes 0x7F and 0xFF are NaN.
+void check_e4m3_finite(const TensorView& v) {
+  if (v.dtype != DType::F8_E4M3) return;
+  const auto* p = reinterpret_cast<const uint8_t*>(v.data.data());
+  const std::size_t n = v.data.size();
+  // Branch-free pass first (vectorises); the index is looked for only on failure.
+  unsigned any = 0;
+  for (std::size_t i = 0; i < n; ++i) any |= (p[i] & 0x7Fu) == 0x7Fu;
+  if (!any) return;
+  std::size_t i = 0;
+  while ((p[i] & 0x7Fu) != 0x7Fu) ++i;
+  throw InputError(fmt::format("{}: tensor \"{}\": element {} is NaN (FP8 e4m3 code 0x{:02X})", v.file.string(),
+                               v.name, i, p[i]));
+}
+
 void check_tid2eid(const TensorView& v, const ModelConfig& c) {
   for (int64_t i = 0; i < v.elements(); ++i) {
     int64_t e;
@@ -100,7 +132,12 @@ bool CheckpointSelection::wants(const TensorSpec& t, const ModelConfig& c) const
 }
 
 Checkpoint Checkpoint::open(const fs::path& dir, const CheckpointSelection& sel) {
-  if (!fs::is_directory(dir)) throw InputError(fmt::format("{}: not a model directory", dir.string()));
+  std::error_code ec;
+  if (!fs::exists(dir, ec))
+    throw InputError(fmt::format("{}: model directory does not exist", dir.string()));
+  if (!fs::is_directory(dir, ec))
+    throw InputError(fmt::format("{}: is a file, expected a model directory (config.json + safetensors)",
+                                 dir.string()));
   Checkpoint ck;
   ck.dir_ = dir;
   ck.config_ = ModelConfig::load(dir / "config.json");
@@ -155,9 +192,26 @@ Checkpoint Checkpoint::open(const fs::path& dir, const CheckpointSelection& sel)
                                    dtype_name(spec.dtype), shape_str(spec.shape), dtype_name(v.dtype),
                                    shape_str(v.shape)));
     check_scale_finite(v);
-    check_f32_finite(v);
+    if (sel.check_values) {
+      check_f32_finite(v);
+      check_bf16_finite(v);
+      check_e4m3_finite(v);
+    }
     if (spec.name.ends_with("tid2eid")) check_tid2eid(v, c);
     ck.tensors_[spec.name] = &v;
+  }
+  {
+    // An index naming a tensor the layout lacks belongs to another model or config: loading the
+    // rest would silently ignore weights the checkpoint's author meant to be used. Checked after
+    // the layout's own tensors, whose mismatches say more (a config with fewer experts than the
+    // shards shows as a wrong gate shape first).
+    std::set<std::string> layout;
+    for (const auto& spec : specs) layout.insert(spec.name);
+    for (const auto& [name, file] : wmap)
+      if (!layout.count(name))
+        throw InputError(fmt::format("{}: field \"weight_map.{}\": tensor \"{}\" (in {}) is not part of the release "
+                                     "layout that config.json describes ({} tensors)",
+                                     (dir / "model.safetensors.index.json").string(), name, name, file, specs.size()));
   }
   return ck;
 }

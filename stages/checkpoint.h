@@ -1,7 +1,7 @@
 #pragma once
 // A model directory in the release layout: config.json plus model.safetensors.index.json and
 // its shards, or a single model.safetensors. Opening it validates every selected tensor against
-// the layout the config implies (presence, dtype, shape, finite scales) before anything is used;
+// the layout the config implies (presence, dtype, shape, finite scales and weights) before anything is used;
 // a checkpoint that fails is rejected whole. Data stays memory-mapped.
 #include <filesystem>
 #include <functional>
@@ -27,6 +27,10 @@ struct CheckpointSelection {
   bool embedding = true;
   bool head = true;                   // norm, head, hc_head
   bool mtp = true;                    // the MTP blocks (and their experts per `experts`)
+  // Reject NaN/Inf weight values (F32, BF16, FP8 e4m3) at open. This reads every selected byte
+  // once (from disk on a cold page cache); off only for --skip-weight-check. Scales (UE8M0) are
+  // always checked.
+  bool check_values = true;
 
   bool wants(const TensorSpec& t, const ModelConfig& c) const;
 };

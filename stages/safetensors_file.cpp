@@ -29,6 +29,11 @@ SafetensorsFile::SafetensorsFile(const std::filesystem::path& path) : path_(path
     ::close(fd);
     throw InputError(fmt::format("{}: cannot stat: {}", f, std::strerror(errno)));
   }
+  if (!S_ISREG(st.st_mode)) {
+    ::close(fd);
+    throw InputError(fmt::format("{}: is {}, expected a safetensors file", f,
+                                 S_ISDIR(st.st_mode) ? "a directory" : "not a regular file"));
+  }
   size_ = std::size_t(st.st_size);
   if (size_ < 8) {
     ::close(fd);
@@ -58,7 +63,10 @@ SafetensorsFile::SafetensorsFile(const std::filesystem::path& path) : path_(path
     const std::size_t data_start = 8 + hlen;
     const std::size_t data_size = size_ - data_start;
     std::vector<std::tuple<uint64_t, uint64_t, std::string>> ranges;
-    for (auto& [name, info] : h.items()) {
+    for (auto& item : h.items()) {
+      // Named copies, not a structured binding: lambdas below capture them (clang < 16).
+      const std::string name = item.key();
+      const auto& info = item.value();
       if (name == "__metadata__") {
         if (info.is_object())
           for (auto& [k, v] : info.items())
@@ -92,7 +100,9 @@ SafetensorsFile::SafetensorsFile(const std::filesystem::path& path) : path_(path
       if (!off.is_array() || off.size() != 2 || !off[0].is_number_unsigned() || !off[1].is_number_unsigned())
         throw bad("data_offsets must be two non-negative integers");
       uint64_t b = off[0].get<uint64_t>(), e = off[1].get<uint64_t>();
-      if (b > e || e > data_size)
+      if (b > e)
+        throw bad(fmt::format("data_offsets [{}, {}] are reversed: the end is before the beginning", b, e));
+      if (e > data_size)
         throw bad(fmt::format("data_offsets [{}, {}] out of range: the data section has {} bytes", b, e,
                               data_size));
       uint64_t want = uint64_t(n) * dtype_size(*dt);

@@ -10,6 +10,7 @@
 #include <map>
 #include <stdexcept>
 
+#include "base/input_file.h"
 #include "kernels/cpu/numerics.h"
 #include "model/model_config.h"
 #include "model/release_layout.h"
@@ -384,11 +385,10 @@ TinyModelSpec tiny_preset(const std::string& name) {
 }
 
 TinyModelSpec tiny_preset_from_file(const fs::path& path) {
-  std::ifstream in(path);
-  if (!in) throw InputError(fmt::format("{}: cannot open preset file", path.string()));
+  const std::string text = read_input_file(path, "preset file");
   json j;
   try {
-    j = json::parse(in);
+    j = json::parse(text);
   } catch (const json::parse_error& e) {
     throw InputError(fmt::format("{}: invalid JSON: {}", path.string(), e.what()));
   }
