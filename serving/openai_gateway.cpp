@@ -95,6 +95,7 @@ struct OpenAiGateway::Job : std::enable_shared_from_this<Job> {
     std::size_t lp_sent = 0;  // completions: entries already streamed
     std::size_t text_bytes = 0;
     std::size_t calls_sent = 0;
+    std::size_t ids_sent = 0;  // streamed with return_token_ids
     bool done = false, engine_done = false, has_token = false;
     std::string finish_reason;
     Clock::time_point last_token;
@@ -203,6 +204,14 @@ struct OpenAiGateway::Job : std::enable_shared_from_this<Job> {
 
   void send_chunk(Json& chunk) {
     if (gen.include_usage) chunk["usage"] = nullptr;
+    if (gen.return_token_ids) {
+      // The ids generated since this choice's last chunk (vLLM's streamed token_ids).
+      for (auto& c : chunk["choices"]) {
+        Choice& choice = *choices[c["index"].get<std::size_t>()];
+        c["token_ids"] = std::vector<std::int32_t>(choice.ids.begin() + static_cast<std::ptrdiff_t>(choice.ids_sent), choice.ids.end());
+        choice.ids_sent = choice.ids.size();
+      }
+    }
     ex->send("data: " + dump(chunk) + "\n\n");
   }
 
