@@ -39,8 +39,12 @@ void rope_rows(float* v, const StepBatch& batch, int heads, int hd, const RopeTa
   }
 }
 
-// Attention of one request: builds its index lists (window, then compressed) over its kv list
-// and runs the sparse attention. q [S, H, hd], kv [S, hd] of its new tokens; out [S, H, hd].
+// Attention of one request's chunk: tokens at positions pos0 .. pos0+S-1, q [S, H, hd] and kv
+// [S, hd] of those tokens; out [S, H, hd]. Builds each query's index list (window oldest to
+// newest, then compressed entries) exactly as a one-token decode at that position would, so a
+// chunk of any size and start gives the result of feeding its tokens one by one. A chunk from
+// position 0 (a prefill) uses the reference prefill layout: its window list is min(S, window)
+// long over the chunk's own rows.
 void attend_request(const BlockWeights& bw, const SequenceSlice& seq, const float* x, const float* qr,
                     const float* q, const float* kv, float* out, const LayerContext& ctx, Trace* trace) {
   const ModelConfig& c = ctx.config;
@@ -49,50 +53,61 @@ void attend_request(const BlockWeights& bw, const SequenceSlice& seq, const floa
   LayerState& st = seq.state->layer(id);
   const bool prefill = pos0 == 0;
 
-  // window part
+  // The kv rows the window part reads: prefill = the chunk's rows; otherwise the ring as it was
+  // before this chunk, then the chunk's rows (position p < pos0 is ring slot p % win, position
+  // p >= pos0 is row win + p - pos0).
+  const int n_local = prefill ? S : win + S;
+  std::vector<float> local(std::size_t(n_local) * hd);
+  if (!prefill) st.window.get_all(local.data());
+  std::copy(kv, kv + std::size_t(S) * hd, &local[std::size_t(n_local - S) * hd]);
+  auto local_row = [&](int p) { return prefill ? p : p < pos0 ? p % win : win + p - pos0; };
+
   const int wlen = prefill ? std::min(S, win) : win;
   std::vector<int32_t> widx(std::size_t(S) * wlen, -1);
-  if (prefill) {
-    for (int i = 0; i < S; ++i)
-      for (int j = 0; j < wlen; ++j) {
-        int p = std::max(0, i - win + 1) + j;
-        widx[std::size_t(i) * wlen + j] = p > i ? -1 : p;
-      }
-    for (int t = S - wlen; t < S; ++t) std::copy(kv + std::size_t(t) * hd, kv + std::size_t(t + 1) * hd, &st.window[std::size_t(t % win) * hd]);
-  } else {
-    std::copy(kv, kv + hd, &st.window[std::size_t(pos0 % win) * hd]);
-    for (int j = 0; j < win; ++j)
-      widx[j] = pos0 >= win - 1 ? (pos0 + 1 + j) % win : (j <= pos0 ? j : -1);
+  for (int i = 0; i < S; ++i) {
+    const int pos = pos0 + i;
+    for (int j = 0; j < wlen; ++j) {
+      // oldest to newest: positions pos-win+1 .. pos once the ring is full, else 0 .. pos then -1
+      const int p = prefill ? std::max(0, i - win + 1) + j : (pos >= win - 1 ? pos - win + 1 + j : j);
+      if (p <= pos) widx[std::size_t(i) * wlen + j] = local_row(p);
+    }
   }
+  for (int t = std::max(0, S - win); t < S; ++t) st.window.set((pos0 + t) % win, kv + std::size_t(t) * hd);
 
-  // compressed part
+  // compressed part: entry c is visible to the query at position p iff c < (p + 1) / ratio
   std::vector<int32_t> cidx;
   int clen = 0;
-  const int offset = prefill ? S : win;
   if (ratio > 0) {
     if (bw.attn.indexer) {
       auto ir = run_indexer(*bw.attn.indexer, id, x, qr, S, pos0, st, ctx);
       clen = ir.k;
       cidx = ir.blocks;
-      for (auto& v : cidx)
-        if (v >= 0) v += offset;
       if (trace) {
         trace->index_topk[id] = ir.blocks;
         trace->index_scores[id] = ir.scores;
       }
-    } else if (prefill) {
-      clen = S / ratio;
-      cidx.resize(std::size_t(S) * clen);
-      for (int i = 0; i < S; ++i)
-        for (int b = 0; b < clen; ++b) cidx[std::size_t(i) * clen + b] = b < (i + 1) / ratio ? b + offset : -1;
     } else {
-      clen = (pos0 + 1) / ratio;
-      for (int b = 0; b < clen; ++b) cidx.push_back(b + offset);
+      clen = (pos0 + S) / ratio;
+      cidx.assign(std::size_t(S) * clen, -1);
+      for (int i = 0; i < S; ++i)
+        for (int b = 0; b < (pos0 + i + 1) / ratio; ++b) cidx[std::size_t(i) * clen + b] = b;
     }
-    auto entries = run_compressor(*bw.attn.compressor, x, S, pos0, st.compressor, ctx.rope_for(id), c, ctx.numerics);
-    st.compressed.insert(st.compressed.end(), entries.begin(), entries.end());
+    const auto entries = run_compressor(*bw.attn.compressor, x, S, pos0, st.compressor, ctx.rope_for(id), c, ctx.numerics);
+    for (std::size_t r = 0; r < entries.size() / hd; ++r) st.compressed.append(&entries[r * hd]);
   }
-
+  // Only the compressed entries some query selects are read, renumbered in order of first use
+  // (the lists keep their order, so results do not change).
+  std::vector<int32_t> compact_of(st.compressed.size(), -1);
+  std::vector<float> compact;
+  for (auto& v : cidx) {
+    if (v < 0) continue;
+    if (compact_of[v] < 0) {
+      compact_of[v] = int32_t(compact.size() / hd);
+      compact.resize(compact.size() + hd);
+      st.compressed.get(v, &compact[compact.size() - hd]);
+    }
+    v = compact_of[v] + n_local;
+  }
 
   const int T = wlen + clen;
   std::vector<int32_t> idx(std::size_t(S) * T);
@@ -105,11 +120,10 @@ void attend_request(const BlockWeights& bw, const SequenceSlice& seq, const floa
   a.S = S;
   a.H = c.n_heads;
   a.D = hd;
-  // kv list: prefill = [new tokens | compressed], decode = [ring | compressed]
-  a.kv = prefill ? kv : st.window.data();
-  a.N = prefill ? S : win;
-  a.kv2 = st.compressed.data();
-  a.N2 = int(st.compressed.size() / hd);
+  a.kv = local.data();
+  a.N = n_local;
+  a.kv2 = compact.data();
+  a.N2 = int(compact.size() / hd);
   a.sink = bw.attn.sink.data();
   a.idx = idx.data();
   a.T = T;

@@ -85,62 +85,35 @@ std::vector<float> run_compressor(const CompressorWeights& w, const float* x, in
   for (int t = 0; t < S; ++t)
     for (int i = 0; i < cols; ++i) sc_row(t)[i] += w.ape[std::size_t((start_pos + t) % ratio) * cols + i];
 
+  // Token by token, whatever the chunk: a token's rows go to the state at its block offset,
+  // and the token that completes a block pools the block. A chunk that starts or ends anywhere
+  // therefore leaves exactly the state (remainder rows, ratio-4 overlap half) that feeding its
+  // tokens one at a time would, and emits the same entries.
   std::vector<float> out;
-  auto emit = [&](const Window& win, int pos) {
+  const int half = w.overlap ? ratio : 0;
+  for (int t = 0; t < S; ++t) {
+    const int pos = start_pos + t;
+    st.kv.set(half + pos % ratio, kv_row(t));
+    st.score.set(half + pos % ratio, sc_row(t));
+    if ((pos + 1) % ratio != 0) continue;
+    Window win(w.overlap ? 2 * ratio : ratio, d);
+    if (w.overlap) {
+      for (int i = 0; i < ratio; ++i) {
+        win.set(i, st.kv.row(i), st.score.row(i));                                // previous block, first half
+        win.set(ratio + i, st.kv.row(ratio + i) + d, st.score.row(ratio + i) + d);  // this block, second half
+      }
+      // the completed block becomes the next entry's overlap half
+      for (int i = 0; i < ratio; ++i) {
+        st.kv.set(i, st.kv.row(ratio + i));
+        st.score.set(i, st.score.row(ratio + i));
+      }
+    } else {
+      for (int i = 0; i < ratio; ++i) win.set(i, st.kv.row(i), st.score.row(i));
+    }
     auto e = pool(win, num);
-    finish_entry(e, pos, w, rope, c, num);
+    finish_entry(e, pos + 1 - ratio, w, rope, c, num);
     out.insert(out.end(), e.begin(), e.end());
-  };
-  auto st_kv = [&](int r) { return &st.kv[std::size_t(r) * cols]; };
-  auto st_sc = [&](int r) { return &st.score[std::size_t(r) * cols]; };
-
-  if (start_pos == 0) {
-    const int nb = S / ratio, cutoff = nb * ratio, rem = S - cutoff;
-    for (int b = 0; b < nb; ++b) {
-      Window win(w.overlap ? 2 * ratio : ratio, d);
-      for (int i = 0; i < ratio; ++i) {
-        const int t = b * ratio + i;
-        if (w.overlap) {
-          if (b > 0) win.set(i, kv_row(t - ratio), sc_row(t - ratio));  // previous block, first half
-          win.set(ratio + i, kv_row(t) + d, sc_row(t) + d);             // this block, second half
-        } else {
-          win.set(i, kv_row(t), sc_row(t));
-        }
-      }
-      emit(win, b * ratio);
-    }
-    // Keep the last complete block (overlap half) and the remainder for decode.
-    if (w.overlap && cutoff >= ratio)
-      for (int i = 0; i < ratio; ++i) {
-        std::copy(kv_row(cutoff - ratio + i), kv_row(cutoff - ratio + i) + cols, st_kv(i));
-        std::copy(sc_row(cutoff - ratio + i), sc_row(cutoff - ratio + i) + cols, st_sc(i));
-      }
-    const int off = w.overlap ? ratio : 0;
-    for (int i = 0; i < rem; ++i) {
-      std::copy(kv_row(cutoff + i), kv_row(cutoff + i) + cols, st_kv(off + i));
-      std::copy(sc_row(cutoff + i), sc_row(cutoff + i) + cols, st_sc(off + i));
-    }
-    return out;
   }
-
-  const int slot = start_pos % ratio;
-  const int row = (w.overlap ? ratio : 0) + slot;
-  std::copy(kv_row(0), kv_row(0) + cols, st_kv(row));
-  std::copy(sc_row(0), sc_row(0) + cols, st_sc(row));
-  if ((start_pos + 1) % ratio != 0) return out;
-  Window win(w.overlap ? 2 * ratio : ratio, d);
-  if (w.overlap) {
-    for (int i = 0; i < ratio; ++i) {
-      win.set(i, st_kv(i), st_sc(i));
-      win.set(ratio + i, st_kv(ratio + i) + d, st_sc(ratio + i) + d);
-    }
-    // the completed block becomes the next entry's overlap half
-    std::copy(st.kv.begin() + std::size_t(ratio) * cols, st.kv.end(), st.kv.begin());
-    std::copy(st.score.begin() + std::size_t(ratio) * cols, st.score.end(), st.score.begin());
-  } else {
-    for (int i = 0; i < ratio; ++i) win.set(i, st_kv(i), st_sc(i));
-  }
-  emit(win, start_pos + 1 - ratio);
   return out;
 }
 

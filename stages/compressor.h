@@ -11,8 +11,8 @@
 
 namespace flashline {
 
-// Feeds a request's rows x [S, dim] starting at `start_pos` (0 = prefill, else one decode
-// token) and returns the entries completed by them, [n, head_dim] bf16 (n may be 0).
+// Feeds a request's rows x [S, dim] at positions start_pos .. start_pos+S-1 (any chunk) and
+// returns the entries completed by them, [n, head_dim] bf16 (n may be 0).
 std::vector<float> run_compressor(const CompressorWeights& w, const float* x, int S, int start_pos,
                                   CompressorState& st, const RopeTable& rope, const ModelConfig& c, Numerics num);
 

@@ -31,8 +31,8 @@ IndexerResult run_indexer(const IndexerWeights& w, int layer_id, const float* x,
       fp4_simulate({qh, std::size_t(Id)}, 32);
     }
   }
-  auto keys = run_compressor(w.compressor, x, S, start_pos, st.index_compressor, rope, c, num);
-  st.index_keys.insert(st.index_keys.end(), keys.begin(), keys.end());
+  const auto new_keys = run_compressor(w.compressor, x, S, start_pos, st.index_compressor, rope, c, num);
+  for (std::size_t r = 0; r < new_keys.size() / Id; ++r) st.index_keys.append(&new_keys[r * Id]);
 
   // per-head weights: bf16(bf16(x . weights_proj) * Id^-0.5 * IH^-0.5)
   std::vector<float> hw(std::size_t(S) * IH);
@@ -47,12 +47,17 @@ IndexerResult run_indexer(const IndexerWeights& w, int layer_id, const float* x,
   res.scores.assign(std::size_t(S) * T, 0.0f);
   res.blocks.assign(std::size_t(S) * res.k, -1);
   const float neg_inf = -std::numeric_limits<float>::infinity();
+  std::vector<float> keys(std::size_t(T) * Id);
+  st.index_keys.get_all(keys.data());
 #pragma omp parallel for schedule(static)
   for (int s = 0; s < S; ++s) {
     std::vector<float> terms(IH);
-    const int visible = start_pos == 0 ? (s + 1) / ratio : T;  // decode: every completed block
+    // Blocks completed up to this query's position. A decode step sees every completed block;
+    // inside a chunk, blocks completed by later tokens of the chunk are masked, so each query
+    // scores exactly what it would have scored had the tokens come one at a time.
+    const int visible = (start_pos + s + 1) / ratio;
     for (int t = 0; t < T; ++t) {
-      const float* key = &st.index_keys[std::size_t(t) * Id];
+      const float* key = &keys[std::size_t(t) * Id];
       for (int h = 0; h < IH; ++h) {
         float d = bf16_round(dot(&q[(std::size_t(s) * IH + h) * Id], key, Id, num));
         terms[h] = bf16_round(std::max(d, 0.0f) * hw[std::size_t(s) * IH + h]);

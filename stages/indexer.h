@@ -11,7 +11,7 @@ namespace flashline {
 
 struct IndexerResult {
   int k = 0;                    // selections per query
-  std::vector<int32_t> blocks;  // [S, k] compressed block ids, -1 = masked (prefill, future block)
+  std::vector<int32_t> blocks;  // [S, k] compressed block ids, -1 = masked (a block after the query)
   std::vector<float> scores;    // [S, T] scores before top-k (-inf = masked)
 };
 

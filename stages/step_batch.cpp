@@ -6,8 +6,6 @@ namespace flashline {
 
 void StepBatch::add(const std::vector<int32_t>& tokens, int start_pos, RequestState* state) {
   if (tokens.empty()) throw std::invalid_argument("StepBatch::add: no tokens");
-  if (start_pos > 0 && tokens.size() != 1)
-    throw std::invalid_argument("StepBatch::add: a decode step feeds exactly one token");
   seqs.push_back({rows(), int(tokens.size()), start_pos, state});
   ids.insert(ids.end(), tokens.begin(), tokens.end());
 }

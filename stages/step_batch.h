@@ -12,7 +12,7 @@ namespace flashline {
 struct SequenceSlice {
   int row_begin = 0;
   int rows = 0;
-  int start_pos = 0;  // 0: prefill of `rows` tokens; > 0: decode of one token
+  int start_pos = 0;  // position of the first row: the request is extended by `rows` tokens from here
   RequestState* state = nullptr;
 };
 
@@ -21,7 +21,7 @@ struct StepBatch {
   std::vector<SequenceSlice> seqs;
 
   int rows() const { return int(ids.size()); }
-  // Appends a request's tokens; prefill (start_pos 0) or one decode token.
+  // Appends a request's next tokens at positions start_pos.. (a prefill, a chunk, a decode step).
   void add(const std::vector<int32_t>& tokens, int start_pos, RequestState* state);
   int position(int seq, int row_in_seq) const { return seqs[seq].start_pos + row_in_seq; }
 };
