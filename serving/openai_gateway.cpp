@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cmath>
 #include <random>
+#include <thread>
 
 #include "serving/api_error.h"
 #include "serving/chat_format.h"
@@ -450,6 +451,22 @@ void OpenAiGateway::abort_all() {
   for (auto id : ids) engine_.abort(id);
 }
 
+std::size_t OpenAiGateway::drain(double timeout_s) {
+  stop_admitting();
+  auto wait_until = [&](Clock::time_point deadline) {
+    while (in_flight() > 0 && Clock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  };
+  wait_until(Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(timeout_s)));
+  const std::size_t left = in_flight();
+  if (left > 0) {
+    abort_all();
+    wait_until(Clock::now() + std::chrono::seconds(10));
+  }
+  // The last chunks are posted to the connections' strands: give them a moment to be written.
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  return left;
+}
+
 void OpenAiGateway::reserve(std::size_t n) {
   const std::size_t before = admitted_.fetch_add(n);
   if (before + n > options_.max_queue) {
@@ -477,6 +494,7 @@ void OpenAiGateway::check_model(const std::optional<std::string>& model) const {
 }
 
 void OpenAiGateway::check_engine() const {
+  if (draining_) throw ApiError(503, "server_error", "the server is shutting down", "", "shutting_down");
   if (!engine_.healthy())
     throw ApiError(503, "server_error", "the engine is not running (see GET /health)", "", "engine_unavailable");
 }

@@ -5,6 +5,7 @@
 // text, SSE chunks and the final JSON are made. The gateway never blocks the engine thread and
 // never calls MPI.
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -36,8 +37,14 @@ class OpenAiGateway {
   void handle(const std::shared_ptr<HttpExchange>& exchange);
   // Engine requests submitted and not yet finished by the engine.
   std::size_t in_flight() const;
+  // Shutdown: new generation requests get 503 from now on (requests in flight go on).
+  void stop_admitting() { draining_ = true; }
   // Aborts every request in flight (shutdown after the grace period).
   void abort_all();
+  // Shutdown: stops admitting, waits up to `timeout_s` for requests in flight to finish, aborts
+  // the rest and waits for their last events (so their clients get a finish). Returns how many
+  // were aborted.
+  std::size_t drain(double timeout_s);
 
   // {"error": {...}} for a status and message (also used for the HTTP layer's own errors).
   static std::string error_json(int status, const std::string& message);
@@ -63,6 +70,7 @@ class OpenAiGateway {
   std::string fingerprint_;
   std::int64_t created_;
   std::atomic<std::size_t> admitted_{0};
+  std::atomic<bool> draining_{false};
   mutable std::mutex live_mutex_;
   std::unordered_set<std::int64_t> live_;
 };

@@ -268,3 +268,35 @@ test('errors: missing or wrong key 401, body too large 413, queue full 429 with 
   const after = await ok.chat.completions.create({ model: 'scripted', messages: user('x') });
   assert.equal(after.choices[0].message.content, REPLY, 'a bad request disturbs nothing');
 });
+
+async function streamDuringShutdown(extraArgs) {
+  const s = await startServer(bin, ['--tokenizer', tokenizer, '--served-model-name', 'scripted', '--interval-us', '2000',
+                                    ...extraArgs]);
+  const c = new OpenAI({ baseURL: `${s.url}/v1`, apiKey: 'x', maxRetries: 0 });
+  const stream = await c.chat.completions.create({ model: 'scripted', messages: user('SCRIPT:long'), max_tokens: 150,
+                                                   stream: true });
+  let finish = null, content = '', stopping = null;
+  for await (const chunk of stream) {
+    if (!stopping) stopping = s.stop();  // SIGTERM once the stream is under way
+    for (const ch of chunk.choices) {
+      content += ch.delta.content ?? '';
+      finish = ch.finish_reason ?? finish;
+    }
+  }
+  const exit = await stopping;
+  return { finish, words: content.split('word').length - 1, exit };
+}
+
+test('SIGTERM: a stream in flight finishes within --shutdown-timeout, then exit 0', async () => {
+  const r = await streamDuringShutdown(['--shutdown-timeout', '30']);
+  assert.equal(r.finish, 'length');
+  assert.equal(r.words, 150);
+  assert.equal(r.exit.code, 0);
+});
+
+test('SIGTERM: past --shutdown-timeout a stream in flight is aborted, then exit 0', async () => {
+  const r = await streamDuringShutdown(['--shutdown-timeout', '0']);
+  assert.equal(r.finish, 'abort');
+  assert.ok(r.words < 150);
+  assert.equal(r.exit.code, 0);
+});

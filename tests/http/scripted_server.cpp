@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
   int port = 0, interval_us = 1000, context_limit = 4096;
   std::size_t max_queue = 1024, max_body = 1u << 20;
   bool unhealthy = false;
+  double shutdown_timeout = 30;
   app.add_option("--tokenizer", tokenizer_path)->required();
   app.add_option("--port", port);
   app.add_option("--interval-us", interval_us, "Microseconds between tokens");
@@ -26,6 +27,7 @@ int main(int argc, char** argv) {
   app.add_option("--max-queue", max_queue);
   app.add_option("--max-body-bytes", max_body);
   app.add_option("--served-model-name", name);
+  app.add_option("--shutdown-timeout", shutdown_timeout);
   app.add_flag("--unhealthy", unhealthy, "The engine reports itself down");
   CLI11_PARSE(app, argc, argv);
 
@@ -54,7 +56,7 @@ int main(int argc, char** argv) {
     int sig = 0;
     sigwait(&stop_signals, &sig);
     server.stop_accepting();
-    gateway.abort_all();
+    gateway.drain(shutdown_timeout);
     engine.shutdown(1.0);
     server.stop();
   } catch (const std::exception& e) {
