@@ -7,6 +7,9 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import OpenAI from 'openai';
 import { startServer, metric } from './server.mjs';
 
@@ -151,4 +154,30 @@ test('over the context limit: 400 naming both numbers', opts, async () => {
     assert.match(e.message, /2000000 in the completion/);
     return true;
   });
+});
+
+test('a 2x2 world under flashline launch --run serve answers with the ids of one process', opts, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'flashline-serve-2x2-'));
+  try {
+    const plan = join(dir, 'plan.yaml');
+    const p = spawnSync(bin, ['plan', '--cluster', 'localhost:4', '--model', model, '--stages', '2', '--lanes', '2',
+                              '-o', plan], { encoding: 'utf8' });
+    assert.equal(p.status, 0, p.stderr);
+    const world = await startServer(bin, ['launch', '--plan', plan, '--model', model, '--run', 'serve', '--',
+                                          '--tokenizer', tokenizer, '--served-model-name', 'tiny']);
+    try {
+      const remote = new OpenAI({ baseURL: `${world.url}/v1`, apiKey: 'unused', maxRetries: 0, timeout: 600_000 });
+      for (const k of [7, 8]) {
+        const body = { model: 'tiny', prompt: prompt(k), max_tokens: 8, ignore_eos: true, temperature: 0, return_token_ids: true };
+        const [one, two] = await Promise.all([client.completions.create(body), remote.completions.create(body)]);
+        assert.deepEqual(two.choices[0].token_ids, one.choices[0].token_ids);
+      }
+      assert.equal((await fetch(`${world.url}/health`)).status, 200);
+    } finally {
+      const { code } = await world.stop();
+      assert.equal(code, 0, `every rank exits 0\n${world.log()}`);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
