@@ -7,6 +7,7 @@
 #include <boost/beast/http.hpp>
 #include <chrono>
 #include <deque>
+#include <mutex>
 #include <optional>
 #include <thread>
 
@@ -100,7 +101,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     exchange_.reset();  // it holds this connection: break the cycle
     beast::error_code ec;
     stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
-    stream_.socket().close(ec);
+    stream_.close();  // also cancels the stream's timer, whose handler holds the stream
   }
 
  private:
@@ -328,6 +329,8 @@ struct HttpServer::Impl {
   tcp::acceptor acceptor{net::make_strand(ioc)};
   std::vector<std::thread> threads;
   int port = 0;
+  std::mutex connections_mutex;
+  std::vector<std::weak_ptr<Connection>> connections;  // to close them all at stop()
 
   void accept() {
     acceptor.async_accept(net::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
@@ -335,7 +338,13 @@ struct HttpServer::Impl {
       if (!ec) {
         beast::error_code e;
         socket.set_option(tcp::no_delay(true), e);  // SSE chunks are small and latency matters
-        std::make_shared<Connection>(std::move(socket), options, handler)->start();
+        auto c = std::make_shared<Connection>(std::move(socket), options, handler);
+        {
+          std::lock_guard lock(connections_mutex);
+          std::erase_if(connections, [](const auto& w) { return w.expired(); });
+          connections.push_back(c);
+        }
+        c->start();
       }
       accept();
     });
@@ -363,7 +372,18 @@ void HttpServer::start(HttpHandler handler) {
   m.port = m.acceptor.local_endpoint().port();
   m.work.emplace(m.ioc.get_executor());
   m.accept();
-  for (int i = 0; i < std::max(1, m.options.io_threads); ++i) m.threads.emplace_back([&m] { m.ioc.run(); });
+  for (int i = 0; i < std::max(1, m.options.io_threads); ++i)
+    m.threads.emplace_back([&m] {
+      // A handler that throws fails its own connection, never the I/O thread.
+      while (true) {
+        try {
+          m.ioc.run();
+          return;
+        } catch (const std::exception& e) {
+          fmt::print(stderr, "flashline: http: {}\n", e.what());
+        }
+      }
+    });
 }
 
 int HttpServer::port() const { return impl_->port; }
@@ -379,7 +399,20 @@ void HttpServer::stop_accepting() {
 void HttpServer::stop() {
   Impl& m = *impl_;
   if (m.threads.empty()) return;
+  // Close every connection on its strand and let the I/O threads run out of work, so every
+  // connection is destroyed here rather than left to the I/O context's destructor.
+  net::post(m.acceptor.get_executor(), [&m] {
+    beast::error_code ec;
+    m.acceptor.close(ec);
+  });
+  {
+    std::lock_guard lock(m.connections_mutex);
+    for (auto& w : m.connections)
+      if (auto c = w.lock()) net::post(c->executor(), [c] { c->close(); });
+    m.connections.clear();
+  }
   m.work.reset();
+  for (int i = 0; i < 200 && !m.ioc.stopped(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   m.ioc.stop();
   for (auto& t : m.threads) t.join();
   m.threads.clear();

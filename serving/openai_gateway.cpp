@@ -156,7 +156,7 @@ struct OpenAiGateway::Job : std::enable_shared_from_this<Job> {
         r.sampling.logprobs = gen.logprobs ? gen.top_logprobs : -1;
         const std::size_t i = submitted;
         r.on_token = [job = shared_from_this(), i](const TokenEvent& e) {
-          job->ex->post([job, i, e] { job->on_event(i, e); });
+          job->ex->post([job, i, e] { job->guarded_event(i, e); });
         };
         c.engine_id = gw.engine_.submit(std::move(r));
         std::lock_guard lock(gw.live_mutex_);
@@ -258,6 +258,24 @@ struct OpenAiGateway::Job : std::enable_shared_from_this<Job> {
            {"text_offset", slice(c.lp_offsets)}};
     c.lp_sent = c.lp_tokens.size();
     return j;
+  }
+
+  // A failure while turning an event into text or JSON fails this request only.
+  void guarded_event(std::size_t ci, const TokenEvent& e) {
+    try {
+      on_event(ci, e);
+    } catch (const std::exception& ex_what) {
+      Choice& c = *choices[ci];
+      if (e.finish != FinishReason::None && !c.engine_done) {
+        c.engine_done = true;
+        gw.release(c.engine_id);
+      }
+      error = fmt::format("internal error: {}", ex_what.what());
+      abort();
+      for (auto& other : choices) other->done = true;
+      open = 0;
+      complete();
+    }
   }
 
   void on_event(std::size_t ci, const TokenEvent& e) {
