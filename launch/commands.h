@@ -14,5 +14,6 @@ void add_tokenize_command(CLI::App& app);
 void add_detokenize_command(CLI::App& app);
 void add_chat_prompt_command(CLI::App& app);
 void add_chat_parse_command(CLI::App& app);
+void add_serve_command(CLI::App& app);
 
 }  // namespace flashline
