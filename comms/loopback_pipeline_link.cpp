@@ -19,4 +19,12 @@ ByteBuffer LoopbackPipelineLink::recv(int from, LinkTag tag) {
   return b;
 }
 
+std::optional<ByteBuffer> LoopbackPipelineLink::try_recv(int from, LinkTag tag) {
+  auto& q = queues_[{from, tag}];
+  if (q.empty()) return std::nullopt;
+  ByteBuffer b = std::move(q.front());
+  q.pop_front();
+  return b;
+}
+
 }  // namespace flashline

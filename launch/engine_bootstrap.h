@@ -8,6 +8,9 @@
 #include <CLI/CLI.hpp>
 
 #include "kernels/cpu/numerics.h"
+#include "model/model_config.h"
+#include "partition/plan.h"
+#include "stages/checkpoint.h"
 #include "runtime/engine.h"
 
 namespace flashline {
@@ -24,12 +27,24 @@ struct EngineOptions {
   int threads = 0;                 // compute threads per rank; 0: from the plan or the machine
 };
 
-// The engine flags shared by every command that runs the model.
+// The engine flags shared by every command that runs the model (--model, --plan, --numerics,
+// --micro-batches, --max-batch-tokens, --max-seqs, --prefill-chunk, --kv-cache-memory, --threads).
+// Call finish_engine_flags in the command's callback.
 void add_engine_flags(CLI::App& cmd, EngineOptions& o, std::string& numerics_text);
+void finish_engine_flags(EngineOptions& o, const std::string& numerics_text);
 
 // On world rank 0 (or in one process) returns the running engine. On every other rank runs
 // this rank's loop until rank 0 shuts the engine down, then returns nullptr (the caller exits).
 // InputError for a bad model, plan or flag, before any weight is read.
 std::unique_ptr<Engine> start_engine(const EngineOptions& options);
+
+// Plan against the model and the world size: InputError naming the plan entry.
+void check_plan_against_model(const Plan& plan, const ModelConfig& config, int world_size, const std::string& source);
+// The parts of the checkpoint (stage, lane) needs: its layers, its experts per layer, and the
+// embedding / head / MTP copies its stage holds.
+CheckpointSelection selection_for(const Plan& plan, int stage, int lane, const ModelConfig& config);
+
+// The config.json of a model directory (for checks before the engine starts).
+ModelConfig engine_model_config(const EngineOptions& options);
 
 }  // namespace flashline

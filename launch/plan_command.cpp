@@ -10,7 +10,8 @@
 #include "cluster/cluster_spec.h"
 #include "base/quantity.h"
 #include "launch/commands.h"
-#include "launch/request_runner.h"
+#include "launch/engine_bootstrap.h"
+#include "launch/engine_run.h"
 #include "partition/cost_calibration.h"
 #include "partition/model_preset.h"
 #include "partition/plan_report.h"
@@ -36,17 +37,20 @@ struct PlanOptions {
 // One request in this process, fast numerics: prefill of `prompt` tokens, then `steps` decode
 // steps; after a warm-up, the best of `repeats` runs (the machine may be shared).
 MeasuredRun measure_run(const PlanOptions& o) {
-  auto runner = RequestRunner::create({o.model_dir, "", Numerics::Fast, 0});
-  const auto& c = runner->config();
-  GenerationRequest q;
-  for (int i = 0; i < o.calibrate_prompt; ++i) q.prompt.push_back(int32_t((7919LL * (i + 3)) % c.vocab));
-  q.max_new_tokens = o.calibrate_steps + 1;  // the first id comes from the prefill
-  q.mtp = c.n_mtp > 0;                // the planner's last stage runs the MTP block
-  GenerationRequest warm = q;
-  warm.prompt.resize(std::min<std::size_t>(q.prompt.size(), 16));
-  warm.max_new_tokens = 2;
-  check_requests(c, {q}, o.model_dir);
-  runner->run({warm});
+  EngineOptions eo;
+  eo.model = o.model_dir;
+  eo.prefill_chunk = 0;  // the planner's prefill is one step
+  auto engine = start_engine(eo);
+  const ModelConfig c = engine_model_config(eo);
+  TimedRequest q;
+  for (int i = 0; i < o.calibrate_prompt; ++i) q.request.prompt.push_back(int32_t((7919LL * (i + 3)) % c.vocab));
+  q.request.sampling.max_tokens = o.calibrate_steps + 1;  // the first id comes from the prefill
+  q.request.sampling.ignore_eos = true;
+  q.request.debug.mtp_logits = c.n_mtp > 0;  // the planner's last stage runs the MTP block
+  TimedRequest warm = q;
+  warm.request.prompt.resize(std::min<std::size_t>(q.request.prompt.size(), 16));
+  warm.request.sampling.max_tokens = 2;
+  run_requests(*engine, {warm});
   MeasuredRun m;
   m.model = o.model_dir;
   char host[256] = {};
@@ -55,11 +59,12 @@ MeasuredRun measure_run(const PlanOptions& o) {
   m.prompt_tokens = o.calibrate_prompt;
   m.decode_steps = o.calibrate_steps;
   for (int i = 0; i < o.calibrate_repeats; ++i) {
-    auto r = runner->run({q}).at(0);
-    double decode = (r.finished_s - r.prefill_done_s) / o.calibrate_steps;
-    m.prefill_s = i == 0 ? r.prefill_done_s : std::min(m.prefill_s, r.prefill_done_s);
+    const auto r = run_requests(*engine, {q}).at(0);
+    const double prefill = r.first_token_s - r.submitted_s, decode = (r.finished_s - r.first_token_s) / o.calibrate_steps;
+    m.prefill_s = i == 0 ? prefill : std::min(m.prefill_s, prefill);
     m.decode_step_s = i == 0 ? decode : std::min(m.decode_step_s, decode);
   }
+  engine->shutdown(0);
   return m;
 }
 

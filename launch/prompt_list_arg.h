@@ -1,15 +1,24 @@
 #pragma once
-// Several prompts on the command line: "@prompts.json", a JSON list of token id lists.
-#include <CLI/CLI.hpp>
+// Several prompts on the command line: "@prompts.json", a JSON list whose elements are either
+// token id lists or objects {"ids": [...], "arrival_s": 0.5, "max_tokens": 8, "seed": 1,
+// "temperature": 0.8, "top_p": 0.9, "top_k": 40, "min_p": 0.1} (every key but "ids" optional):
+// per-request arrival offsets and sampling, for tests and benchmarks.
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 namespace flashline {
 
-std::vector<std::vector<int32_t>> parse_prompt_list(const std::string& arg, const std::string& option);
+struct PromptSpec {
+  std::vector<int32_t> ids;
+  double arrival_s = 0;
+  std::optional<int> max_tokens;
+  std::optional<uint64_t> seed;
+  std::optional<float> temperature, top_p, min_p;
+  std::optional<int> top_k;
+};
 
-// --plan and --micro-batches, shared by the commands that can run pipelined.
-void add_plan_options(CLI::App& cmd, std::string& plan, int& micro_batches);
+std::vector<PromptSpec> parse_prompt_list(const std::string& arg, const std::string& option);
 
 }  // namespace flashline

@@ -93,6 +93,7 @@ ModelConfig ModelConfig::from_json(const nlohmann::json& j, const std::string& s
   c.n_mtp = r.integer("num_nextn_predict_layers", 0);
   c.bos_id = r.integer("bos_token_id", 0);
   c.eos_id = r.integer("eos_token_id", 1);
+  c.max_position = r.integer("max_position_embeddings", 0, 0);
   if (const auto* rs = r.find("rope_scaling")) {
     if (!rs->is_object()) r.fail("rope_scaling", "expected an object");
     Reader rr{*rs, source, "rope_scaling."};

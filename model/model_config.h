@@ -51,6 +51,7 @@ struct ModelConfig {
   int n_mtp = 0;
   int bos_id = 0;
   int eos_id = 1;
+  int max_position = 0;  // max_position_embeddings: the context limit (0: not given)
 
   // `source` names the input in error messages (a file path or "<json>").
   static ModelConfig from_json(const nlohmann::json& j, const std::string& source);

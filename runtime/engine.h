@@ -26,12 +26,24 @@ struct TokenEvent {
   std::vector<std::pair<int32_t, float>> top;  // the top-N ids and logprobs (when logprobs > 0)
   FinishReason finish = FinishReason::None;    // set on the request's last event
   std::string error;                           // FinishReason::Error: what went wrong
+  // Debug outputs (EngineRequest::debug): the row this id was chosen from; in the first event,
+  // the rows of every prompt position and the MTP rows over the prompt.
+  std::vector<float> logits, prompt_logits, mtp_logits;
+};
+
+// Test and debug outputs of a request (the `logits` command, bit-exactness tests).
+struct DebugOptions {
+  bool prompt_logits = false;    // logits of every prompt position, in the first token event
+  bool token_logits = false;     // the logits row each new id was chosen from, with its event
+  bool mtp_logits = false;       // MTP logits over the prompt (positions 0..n-2), in the first event
+  std::vector<int32_t> forced;   // ids emitted instead of sampled ones, for the first forced.size() tokens
 };
 
 struct EngineRequest {
   std::vector<int32_t> prompt;  // token ids, at least one
   SamplingParams sampling;
   std::function<void(const TokenEvent&)> on_token;  // every new token, then the finish
+  DebugOptions debug;
 };
 
 struct EngineStats {
@@ -39,7 +51,15 @@ struct EngineStats {
   int64_t kv_pages_used = 0, kv_pages_total = 0;  // rank 0's pool (pages are per rank)
   int64_t prompt_tokens = 0, generation_tokens = 0;  // totals since start
   int64_t preemptions = 0, finished = 0, aborted = 0;
-  std::vector<double> stage_step_seconds;  // mean step time per stage (this lane's view)
+  std::vector<double> stage_step_seconds;  // mean compute time of a step, per stage
+  int64_t steps = 0;                       // steps run by stage 0 of lane 0
+};
+
+// What one rank reports when the engine shuts down (KV pool back to empty, step counters).
+struct RankStats {
+  int rank = 0, stage = 0, lane = 0;
+  int64_t pages_used = 0, pages_total = 0, live_states = 0, steps = 0, preemptions = 0;
+  double busy_seconds = 0;
 };
 
 class Engine {
@@ -60,6 +80,8 @@ class Engine {
   virtual bool healthy() const = 0;
   // Stops taking requests, aborts what is still running after `timeout_s`, stops every rank.
   virtual void shutdown(double timeout_s) = 0;
+  // After shutdown: every rank's report, by world rank.
+  virtual std::vector<RankStats> rank_stats() const = 0;
 };
 
 }  // namespace flashline

@@ -40,36 +40,30 @@ void rope_rows(float* v, const StepBatch& batch, int heads, int hd, const RopeTa
 }
 
 // Attention of one request's chunk: tokens at positions pos0 .. pos0+S-1, q [S, H, hd] and kv
-// [S, hd] of those tokens; out [S, H, hd]. Builds each query's index list (window oldest to
-// newest, then compressed entries) exactly as a one-token decode at that position would, so a
-// chunk of any size and start gives the result of feeding its tokens one by one. A chunk from
-// position 0 (a prefill) uses the reference prefill layout: its window list is min(S, window)
-// long over the chunk's own rows.
+// [S, hd] of those tokens; out [S, H, hd]. Each query's index list (window oldest to newest,
+// always `window` entries, padded with -1 before the first wrap; then the compressed entries)
+// is exactly the list of a one-token decode at its position, and the online softmax walks it
+// in chunks of 64: so a chunk of any size and start, a prefill included, gives the result of
+// feeding its tokens one by one.
 void attend_request(const BlockWeights& bw, const SequenceSlice& seq, const float* x, const float* qr,
                     const float* q, const float* kv, float* out, const LayerContext& ctx, Trace* trace) {
   const ModelConfig& c = ctx.config;
   const int S = seq.rows, hd = c.head_dim, win = c.window, id = bw.id, ratio = c.ratio(id);
   const int pos0 = seq.start_pos;
   LayerState& st = seq.state->layer(id);
-  const bool prefill = pos0 == 0;
 
-  // The kv rows the window part reads: prefill = the chunk's rows; otherwise the ring as it was
-  // before this chunk, then the chunk's rows (position p < pos0 is ring slot p % win, position
-  // p >= pos0 is row win + p - pos0).
-  const int n_local = prefill ? S : win + S;
+  // The kv rows the window part reads: the ring as it was before this chunk, then the chunk's
+  // rows (position p < pos0 is ring slot p % win, position p >= pos0 is row win + p - pos0).
+  const int n_local = win + S;
   std::vector<float> local(std::size_t(n_local) * hd);
-  if (!prefill) st.window.get_all(local.data());
-  std::copy(kv, kv + std::size_t(S) * hd, &local[std::size_t(n_local - S) * hd]);
-  auto local_row = [&](int p) { return prefill ? p : p < pos0 ? p % win : win + p - pos0; };
-
-  const int wlen = prefill ? std::min(S, win) : win;
-  std::vector<int32_t> widx(std::size_t(S) * wlen, -1);
+  if (pos0 > 0) st.window.get_all(local.data());
+  std::copy(kv, kv + std::size_t(S) * hd, &local[std::size_t(win) * hd]);
+  std::vector<int32_t> widx(std::size_t(S) * win, -1);
   for (int i = 0; i < S; ++i) {
     const int pos = pos0 + i;
-    for (int j = 0; j < wlen; ++j) {
-      // oldest to newest: positions pos-win+1 .. pos once the ring is full, else 0 .. pos then -1
-      const int p = prefill ? std::max(0, i - win + 1) + j : (pos >= win - 1 ? pos - win + 1 + j : j);
-      if (p <= pos) widx[std::size_t(i) * wlen + j] = local_row(p);
+    for (int j = 0; j < win; ++j) {
+      const int p = pos >= win - 1 ? pos - win + 1 + j : j;
+      if (p <= pos) widx[std::size_t(i) * win + j] = p < pos0 ? p % win : win + p - pos0;
     }
   }
   for (int t = std::max(0, S - win); t < S; ++t) st.window.set((pos0 + t) % win, kv + std::size_t(t) * hd);
@@ -109,11 +103,11 @@ void attend_request(const BlockWeights& bw, const SequenceSlice& seq, const floa
     v = compact_of[v] + n_local;
   }
 
-  const int T = wlen + clen;
+  const int T = win + clen;
   std::vector<int32_t> idx(std::size_t(S) * T);
   for (int i = 0; i < S; ++i) {
-    std::copy(&widx[std::size_t(i) * wlen], &widx[std::size_t(i) * wlen] + wlen, &idx[std::size_t(i) * T]);
-    if (clen) std::copy(&cidx[std::size_t(i) * clen], &cidx[std::size_t(i) * clen] + clen, &idx[std::size_t(i) * T + wlen]);
+    std::copy(&widx[std::size_t(i) * win], &widx[std::size_t(i) * win] + win, &idx[std::size_t(i) * T]);
+    if (clen) std::copy(&cidx[std::size_t(i) * clen], &cidx[std::size_t(i) * clen] + clen, &idx[std::size_t(i) * T + win]);
   }
   SparseAttentionArgs a;
   a.q = q;

@@ -89,7 +89,7 @@ std::vector<float> run_compressor(const CompressorWeights& w, const float* x, in
   // and the token that completes a block pools the block. A chunk that starts or ends anywhere
   // therefore leaves exactly the state (remainder rows, ratio-4 overlap half) that feeding its
   // tokens one at a time would, and emits the same entries.
-  std::vector<float> out;
+  std::vector<float> out, rk(cols), rs(cols);
   const int half = w.overlap ? ratio : 0;
   for (int t = 0; t < S; ++t) {
     const int pos = start_pos + t;
@@ -97,18 +97,17 @@ std::vector<float> run_compressor(const CompressorWeights& w, const float* x, in
     st.score.set(half + pos % ratio, sc_row(t));
     if ((pos + 1) % ratio != 0) continue;
     Window win(w.overlap ? 2 * ratio : ratio, d);
-    if (w.overlap) {
-      for (int i = 0; i < ratio; ++i) {
-        win.set(i, st.kv.row(i), st.score.row(i));                                // previous block, first half
-        win.set(ratio + i, st.kv.row(ratio + i) + d, st.score.row(ratio + i) + d);  // this block, second half
-      }
+    for (int r = 0; r < win.n; ++r) {
+      st.kv.get(r, rk.data());
+      st.score.get(r, rs.data());
+      // ratio 4: rows of the previous block give channels [0, d), this block's [d, 2d)
+      const int off = w.overlap && r >= ratio ? d : 0;
+      win.set(r, rk.data() + off, rs.data() + off);
       // the completed block becomes the next entry's overlap half
-      for (int i = 0; i < ratio; ++i) {
-        st.kv.set(i, st.kv.row(ratio + i));
-        st.score.set(i, st.score.row(ratio + i));
+      if (w.overlap && r >= ratio) {
+        st.kv.set(r - ratio, rk.data());
+        st.score.set(r - ratio, rs.data());
       }
-    } else {
-      for (int i = 0; i < ratio; ++i) win.set(i, st.kv.row(i), st.score.row(i));
     }
     auto e = pool(win, num);
     finish_entry(e, pos + 1 - ratio, w, rope, c, num);

@@ -6,50 +6,120 @@
 
 namespace flashline {
 
-void KvRows::get(int i, float* row) const { std::copy_n(&data_[std::size_t(i) * cols_], cols_, row); }
+KvStorage::KvStorage(const ModelConfig& c, std::size_t budget_bytes, std::size_t page_bytes)
+    : pool(budget_bytes, page_bytes),
+      kv(c.head_dim, c.rope_dim),
+      key(c.index_dim > 0 ? c.index_dim : 32),
+      compressor(c.head_dim),
+      compressor4(2 * c.head_dim),
+      index_compressor(2 * std::max(c.index_dim, 1)) {}
 
-void KvRows::set(int i, const float* row) { std::copy_n(row, cols_, &data_[std::size_t(i) * cols_]); }
+const KvRecordCodec& KvStorage::compressor_codec(int cols) const {
+  if (cols == compressor.values()) return compressor;
+  if (cols == compressor4.values()) return compressor4;
+  if (cols == index_compressor.values()) return index_compressor;
+  throw std::logic_error("KvStorage: no compressor codec for this row width");
+}
 
-void KvRows::append(const float* row) { data_.insert(data_.end(), row, row + cols_); }
+KvRows::KvRows(int cols, KvPagePool& pool, const KvRecordCodec& codec)
+    : cols_(cols), paged_(true), rows_(pool, codec) {
+  if (codec.values() != cols) throw std::logic_error("KvRows: codec width differs from the row width");
+}
 
-void KvRows::get_all(float* out) const { std::copy(data_.begin(), data_.end(), out); }
+void KvRows::get(int i, float* row) const {
+  if (paged_) return rows_.get(i, row);
+  std::copy_n(&plain_[std::size_t(i) * cols_], cols_, row);
+}
 
-void KvRows::resize(int n, float fill) { data_.resize(std::size_t(n) * cols_, fill); }
+void KvRows::set(int i, const float* row) {
+  if (paged_) return rows_.set(i, row);
+  std::copy_n(row, cols_, &plain_[std::size_t(i) * cols_]);
+}
+
+void KvRows::append(const float* row) {
+  if (paged_) return rows_.append(row);
+  plain_.insert(plain_.end(), row, row + cols_);
+}
+
+void KvRows::get_all(float* out) const {
+  if (!paged_) return void(std::copy(plain_.begin(), plain_.end(), out));
+  for (int i = 0; i < rows_.size(); ++i) rows_.get(i, out + std::size_t(i) * cols_);
+}
+
+void KvRows::fill(int n, float value) {
+  if (!paged_) return plain_.resize(plain_.size() + std::size_t(n) * cols_, value);
+  if (!rows_.reserve(rows_.size() + n)) throw std::runtime_error("KV pages exhausted");
+  const std::vector<float> row(cols_, value);
+  for (int i = 0; i < n; ++i) rows_.append(row.data());
+}
 
 void KvRows::truncate(int n) {
   if (n < 0 || n > size()) throw std::logic_error("KvRows::truncate: bad row count");
-  data_.resize(std::size_t(n) * cols_);
+  if (paged_) return rows_.truncate(n);
+  plain_.resize(std::size_t(n) * cols_);
 }
 
-void CompressorState::reset(int r, int c) {
+void CompressorState::reset(int r, int c, KvStorage* storage) {
   rows = r;
   cols = c;
-  kv = KvRows(c);
-  kv.resize(r, 0.0f);
-  score = KvRows(c);
-  score.resize(r, -std::numeric_limits<float>::infinity());
+  if (storage) {
+    kv = KvRows(c, storage->pool, storage->compressor_codec(c));
+    score = KvRows(c, storage->pool, storage->compressor_codec(c));
+  } else {
+    kv = KvRows(c);
+    score = KvRows(c);
+  }
+  kv.fill(r, 0.0f);
+  score.fill(r, -std::numeric_limits<float>::infinity());
 }
 
-RequestState RequestState::fresh(const ModelConfig& c, int begin, int end) {
+RequestState RequestState::fresh(const ModelConfig& c, int begin, int end, KvStorage* storage) {
   RequestState s;
   s.layer_begin = begin;
+  auto rows = [&](int cols, const KvRecordCodec* codec) {
+    return storage ? KvRows(cols, storage->pool, *codec) : KvRows(cols);
+  };
   for (int id = begin; id < end; ++id) {
     LayerState l;
-    l.window = KvRows(c.head_dim);
-    l.window.resize(c.window, 0.0f);
-    l.compressed = KvRows(c.head_dim);
+    l.window = rows(c.head_dim, storage ? &storage->kv : nullptr);
+    l.window.fill(c.window, 0.0f);
+    l.compressed = rows(c.head_dim, storage ? &storage->kv : nullptr);
     const int ratio = c.ratio(id);
     if (ratio > 0) {
       const int coff = ratio == 4 ? 2 : 1;
-      l.compressor.reset(coff * ratio, coff * c.head_dim);
+      l.compressor.reset(coff * ratio, coff * c.head_dim, storage);
     }
     if (ratio == 4) {
-      l.index_keys = KvRows(c.index_dim);
-      l.index_compressor.reset(2 * 4, 2 * c.index_dim);
+      l.index_keys = rows(c.index_dim, storage ? &storage->key : nullptr);
+      l.index_compressor.reset(2 * 4, 2 * c.index_dim, storage);
     }
     s.layers.push_back(std::move(l));
   }
   return s;
+}
+
+int RequestState::pages() const {
+  int n = 0;
+  for (const auto& l : layers)
+    n += l.window.pages() + l.compressed.pages() + l.compressor.kv.pages() + l.compressor.score.pages() +
+         l.index_keys.pages() + l.index_compressor.kv.pages() + l.index_compressor.score.pages();
+  return n;
+}
+
+int kv_pages_for(const ModelConfig& c, int begin, int end, int tokens, std::size_t page_bytes) {
+  const std::size_t kv = Fp8KvRowCodec(c.head_dim, c.rope_dim).record_bytes();
+  const std::size_t key = c.index_dim > 0 ? Fp4KeyRowCodec(c.index_dim).record_bytes() : 0;
+  auto pages = [&](int n, std::size_t bytes) { return PagedRows::pages_for(n, bytes, page_bytes); };
+  int n = 0;
+  for (int id = begin; id < end; ++id) {
+    n += pages(c.window, kv);
+    const int ratio = c.ratio(id);
+    if (ratio == 0) continue;
+    const int coff = ratio == 4 ? 2 : 1;
+    n += 2 * pages(coff * ratio, 4 * std::size_t(coff) * c.head_dim) + pages(tokens / ratio, kv);
+    if (ratio == 4) n += 2 * pages(8, 4 * 2 * std::size_t(c.index_dim)) + pages(tokens / 4, key);
+  }
+  return n;
 }
 
 }  // namespace flashline

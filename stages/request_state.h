@@ -2,33 +2,51 @@
 // Per-request decode state of the layers one process runs: the sliding-window ring, the
 // compressed KV entries, the indexer's compressed keys, and the compressors' partial-block
 // state (including the ratio-4 overlap half). Every part is a table of fixed-width rows
-// (KvRows), so where the rows live (plain memory or pages of the rank's KV pool) is the table's
-// business, never the layers'.
+// (KvRows) held either in plain memory or in pages of the rank's KV pool (KvStorage), in the
+// bytes the numerics allow; the layers see rows of floats either way, bit for bit the same.
+#include <memory>
 #include <vector>
 
 #include "model/model_config.h"
+#include "stages/kv_page_pool.h"
+#include "stages/kv_record_codec.h"
+#include "stages/paged_rows.h"
 
 namespace flashline {
 
-// A growable table of rows of `cols` floats.
+// The rank's KV pool and the record formats of its rows (docs/kv-cache.md).
+struct KvStorage {
+  KvStorage(const ModelConfig& c, std::size_t budget_bytes, std::size_t page_bytes);
+  KvPagePool pool;
+  Fp8KvRowCodec kv;            // window ring slots and compressed entries
+  Fp4KeyRowCodec key;          // indexer keys
+  Fp32RowCodec compressor;     // attention compressor rows (coff * head_dim)
+  Fp32RowCodec compressor4;    // ratio-4 attention compressor rows (2 * head_dim)
+  Fp32RowCodec index_compressor;  // indexer compressor rows (2 * index_dim)
+  const KvRecordCodec& compressor_codec(int cols) const;
+};
+
+// A growable table of rows of `cols` floats, in plain memory or in pages.
 class KvRows {
  public:
   KvRows() = default;
   explicit KvRows(int cols) : cols_(cols) {}
+  KvRows(int cols, KvPagePool& pool, const KvRecordCodec& codec);
   int cols() const { return cols_; }
-  int size() const { return cols_ ? int(data_.size() / cols_) : 0; }
+  int size() const { return paged_ ? rows_.size() : (cols_ ? int(plain_.size() / cols_) : 0); }
   void get(int i, float* row) const;
-  const float* row(int i) const { return &data_[std::size_t(i) * cols_]; }
   void set(int i, const float* row);
   void append(const float* row);
-  // Rows [0, n) into out ([n, cols]).
-  void get_all(float* out) const;
-  void resize(int n, float fill);
+  void get_all(float* out) const;  // rows [0, size()) into out ([size(), cols])
+  void fill(int n, float value);   // appends n rows of `value`
   void truncate(int n);
+  int pages() const { return paged_ ? rows_.pages() : 0; }
 
  private:
   int cols_ = 0;
-  std::vector<float> data_;
+  bool paged_ = false;
+  std::vector<float> plain_;
+  PagedRows rows_;
 };
 
 // Rows of a compressor that has not completed its block yet. A fresh state is kv = 0,
@@ -37,7 +55,7 @@ class KvRows {
 struct CompressorState {
   int rows = 0, cols = 0;
   KvRows kv, score;
-  void reset(int rows, int cols);
+  void reset(int rows, int cols, KvStorage* storage = nullptr);
 };
 
 struct LayerState {
@@ -51,11 +69,17 @@ struct LayerState {
 struct RequestState {
   int layer_begin = 0;
   std::vector<LayerState> layers;  // layers[i] is layer id layer_begin + i
-  int next_pos = 0;                // position of the next token to feed
 
-  // Fresh state for layer ids [begin, end) of `c` (MTP blocks have ids n_layers..).
-  static RequestState fresh(const ModelConfig& c, int begin, int end);
+  // Fresh state for layer ids [begin, end) of `c` (MTP blocks have ids n_layers..), in pages
+  // of `storage` when given (std::runtime_error "KV pages exhausted" if they run out).
+  static RequestState fresh(const ModelConfig& c, int begin, int end, KvStorage* storage = nullptr);
   LayerState& layer(int id) { return layers.at(id - layer_begin); }
+  int pages() const;
 };
+
+// Pages of `page_bytes` a request of `tokens` tokens holds for layer ids [begin, end): what
+// RequestState::fresh takes plus the compressed entries and keys of `tokens` tokens. The
+// scheduler at stage 0 uses it to account every stage's pool of its lane.
+int kv_pages_for(const ModelConfig& c, int begin, int end, int tokens, std::size_t page_bytes);
 
 }  // namespace flashline

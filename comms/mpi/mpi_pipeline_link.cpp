@@ -45,6 +45,22 @@ ByteBuffer MpiPipelineLink::recv(int from, LinkTag tag) {
   return b;
 }
 
+std::optional<ByteBuffer> MpiPipelineLink::try_recv(int from, LinkTag tag) {
+  MPI_Message m;
+  MPI_Status st;
+  int found = 0;
+  if (MPI_Improbe(from, int(tag), comm_, &found, &m, &st) != MPI_SUCCESS)
+    throw std::runtime_error(fmt::format("pipeline link: probe for rank {} failed", from));
+  reap();
+  if (!found) return std::nullopt;
+  int count = 0;
+  MPI_Get_count(&st, MPI_BYTE, &count);
+  ByteBuffer b(static_cast<std::size_t>(count));
+  if (MPI_Mrecv(b.data(), count, MPI_BYTE, &m, MPI_STATUS_IGNORE) != MPI_SUCCESS)
+    throw std::runtime_error(fmt::format("pipeline link: receive from rank {} failed", from));
+  return b;
+}
+
 void MpiPipelineLink::reap() {
   for (auto it = pending_.begin(); it != pending_.end();) {
     int done = 0;

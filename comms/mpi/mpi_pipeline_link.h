@@ -16,6 +16,7 @@ class MpiPipelineLink final : public PipelineLink {
   int rank() const override { return rank_; }
   void send(int to, LinkTag tag, ByteBuffer msg) override;
   ByteBuffer recv(int from, LinkTag tag) override;
+  std::optional<ByteBuffer> try_recv(int from, LinkTag tag) override;
   void flush() override;
 
  private:

@@ -16,8 +16,9 @@ MpiWorld::MpiWorld(int* argc, char*** argv) {
   MPI_Initialized(&initialized);
   if (!initialized) {
     int provided = 0;
-    // Only the main thread calls MPI; compute threads (OpenMP) never do.
-    MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided);
+    // One thread at a time calls MPI (on rank 0 the engine thread, elsewhere the main thread);
+    // compute threads (OpenMP) and the HTTP threads never do.
+    MPI_Init_thread(argc, argv, MPI_THREAD_SERIALIZED, &provided);
     finalize_ = true;
   }
   // Messages and exchange buffers are allocated per step; keeping freed memory in the heap
@@ -47,7 +48,7 @@ MPI_Comm MpiWorld::split(int color, int key) {
 }
 
 void MpiWorld::abort(const std::string& cause, int code) const {
-  fmt::print(stderr, "flashline: rank {} (host {}): {}\n", rank_, host_, cause);
+  fmt::print(stderr, "flashline: error: rank {} (host {}) {}\n", rank_, host_, cause);
   std::fflush(stderr);
   MPI_Abort(MPI_COMM_WORLD, code);
   std::_Exit(code);

@@ -20,7 +20,8 @@ class MpiWorld {
   const std::string& host() const { return host_; }
   // Collective over the world: ranks with the same `color` form one communicator, ordered by key.
   MPI_Comm split(int color, int key);
-  // Prints "rank R (host H): cause" and aborts every rank of the job with `code`.
+  // Prints "flashline: error: rank R (host H) cause" and aborts every rank of the job with
+  // `code`; causes start with "stage S lane L: ".
   [[noreturn]] void abort(const std::string& cause, int code) const;
   // Finalizes MPI and exits the process with `code` (every rank calls it: a clean, agreed stop).
   [[noreturn]] void finalize_and_exit(int code);

@@ -9,6 +9,7 @@
 #include <mpi.h>
 
 #include <memory>
+#include <stdexcept>
 #include <utility>
 #include <vector>
 
@@ -25,6 +26,11 @@ class NcclPipelineLink final : public PipelineLink {
   int rank() const override { return rank_; }
   void send(int to, LinkTag tag, ByteBuffer msg) override;
   ByteBuffer recv(int from, LinkTag tag) override;
+  // NCCL has no probe: the engine polls its MPI link for the step header and then receives the
+  // hc stream here with recv.
+  std::optional<ByteBuffer> try_recv(int, LinkTag) override {
+    throw std::logic_error("NCCL pipeline link: not pollable (poll the MPI link for the header)");
+  }
   void flush() override;
 
  private:

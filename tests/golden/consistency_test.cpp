@@ -108,7 +108,7 @@ TEST_P(Consistency, CompressorRemainderAndOverlapCarry) {
       SCOPED_TRACE(fmt::format("layer {} split {}", layer, split));
       CompressorState a, b;
       a.reset(cols / w.head_dim * w.ratio, cols);
-      b = a;
+      b.reset(cols / w.head_dim * w.ratio, cols);
       auto whole = run_compressor(w, x.data(), total, 0, a, rope, c, GetParam());
       auto parts = run_compressor(w, x.data(), split, 0, b, rope, c, GetParam());
       for (int t = split; t < total; ++t) {

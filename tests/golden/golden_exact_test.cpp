@@ -32,7 +32,27 @@ TEST_P(GoldenPrefill, LogitsOfEveryPosition) {
   auto X = model_->prefill(ids, st);
   EXPECT_TRUE(close_rel(model_->all_logits(X, n), golden(fmt::format("prefill_len{}_logits.npy", n)).f32, kRel));
 }
-INSTANTIATE_TEST_SUITE_P(Prompts, GoldenPrefill, ::testing::Values(1, 7, 130, 250));
+// Prompts of at least `window` tokens (and of fewer than `ratio`): there the reference's
+// prefill index lists are its decode lists. 
+INSTANTIATE_TEST_SUITE_P(Prompts, GoldenPrefill, ::testing::Values(1, 130, 250));
+
+// A prompt shorter than the window: the reference's prefill walks an index list of min(S,
+// window) window entries, so from position 3 (the first compressed entry) its online softmax
+// groups a compressed entry with the window where its own decode does not, and its prefill
+// differs from its token-by-token decode (by up to 2 in a logit). flashline extends every chunk
+// with the decode lists (a prefill equals feeding the tokens one by one), so it matches the
+// reference's prefill where the lists agree (positions 0-2) and the reference's token-by-token
+// decode everywhere (token_by_token_len7_logits.npy, made by tests/reference/dsv4_ref.py: a
+// one-token prefill and six decode steps).
+TEST_F(GoldenExact, ShortPromptMatchesTheReferenceTokenByToken) {
+  const auto ids = ids_of("prompt_len7_ids.npy");
+  const int V = model_->tf.config().vocab;
+  auto st = model_->tf.new_state();
+  const auto logits = model_->all_logits(model_->prefill(ids, st), 7);
+  EXPECT_TRUE(close_rel(logits, golden("token_by_token_len7_logits.npy").f32, kRel));
+  const auto prefill = golden("prefill_len7_logits.npy").f32;
+  EXPECT_TRUE(close_rel({logits.begin(), logits.begin() + 3 * V}, {prefill.begin(), prefill.begin() + 3 * V}, kRel));
+}
 
 // Per-row sets of a [rows, k] id array (ties may be ordered differently).
 std::vector<std::set<int32_t>> row_sets(const std::vector<int32_t>& v, int k) {

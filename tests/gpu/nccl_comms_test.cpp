@@ -65,10 +65,10 @@ void test_exchange(flashline::ExpertExchange& nccl, flashline::ExpertExchange& m
 
 void test_link(flashline::PipelineLink& link, int me, int n) {
   constexpr int kMessages = 12;
-  const LinkTag tags[] = {LinkTag::Forward, LinkTag::Sampled, LinkTag::Results};
+  const LinkTag tags[] = {LinkTag::Forward, LinkTag::Sampled, LinkTag::Stream};
   for (int k = 0; k < kMessages; ++k)
     for (int to = 0; to < n; ++to) link.send(to, tags[k % 3], payload(100 + k, me, to));
-  for (LinkTag tag : {LinkTag::Results, LinkTag::Forward, LinkTag::Sampled})
+  for (LinkTag tag : {LinkTag::Stream, LinkTag::Forward, LinkTag::Sampled})
     for (int from = n - 1; from >= 0; --from)
       for (int k = 0; k < kMessages; ++k)
         if (tags[k % 3] == tag)
