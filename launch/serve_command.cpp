@@ -1,7 +1,7 @@
 // `flashline serve`: the OpenAI-compatible HTTP gateway on world rank 0 (or the only process).
 // Other ranks of a plan's world run their engine loop inside start_engine and exit 0 when rank 0
-// shuts the engine down. SIGTERM/SIGINT: stop accepting, let requests in flight finish for up to
-// --shutdown-timeout seconds, abort the rest, shut the engine down, exit 0.
+// shuts the engine down. SIGTERM/SIGINT/SIGUSR1: stop accepting, let requests in flight finish for
+// up to --shutdown-timeout seconds, abort the rest, shut the engine down, exit 0.
 #include <fmt/format.h>
 #include <pthread.h>
 #include <signal.h>
@@ -33,6 +33,7 @@ struct ServeOptions {
 };
 
 void run_serve(ServeOptions& o) {
+  finish_engine_flags(o.engine, o.numerics);
   if (o.max_queue < 1) throw InputError("--max-queue: expected a number >= 1");
   if (o.shutdown_timeout < 0) throw InputError("--shutdown-timeout: expected seconds >= 0");
   // Every thread started from here on (engine, I/O) inherits the mask, so only the main thread's
@@ -41,6 +42,10 @@ void run_serve(ServeOptions& o) {
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGTERM);
   sigaddset(&stop_signals, SIGINT);
+  // mpirun forwards SIGUSR1 to every rank without killing the job (SIGTERM to mpirun kills every
+  // rank a few seconds later): the graceful stop of a world. Blocked on every rank, only rank 0
+  // acts on it; the others end when rank 0 shuts the engine down.
+  sigaddset(&stop_signals, SIGUSR1);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
   // Before the engine: a bad tokenizer must not cost a model load.
@@ -70,7 +75,7 @@ void run_serve(ServeOptions& o) {
   int sig = 0;
   sigwait(&stop_signals, &sig);
   fmt::print(stderr, "flashline: {} received: no new connections; {} requests in flight\n",
-             sig == SIGTERM ? "SIGTERM" : "SIGINT", gateway.in_flight());
+             sig == SIGTERM ? "SIGTERM" : sig == SIGINT ? "SIGINT" : "SIGUSR1", gateway.in_flight());
   server.stop_accepting();
   const auto t0 = std::chrono::steady_clock::now();
   if (const std::size_t aborted = gateway.drain(o.shutdown_timeout))
@@ -78,6 +83,10 @@ void run_serve(ServeOptions& o) {
   const double spent = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   engine->shutdown(std::max(0.0, o.shutdown_timeout - spent));
   server.stop();
+  // Every rank's pool should be empty again: a page still used here was leaked by a request.
+  for (const RankStats& r : engine->rank_stats())
+    fmt::print(stderr, "flashline: rank {} (stage {}, lane {}): kv pages used {} of {}, live states {}, {} steps, {} preemptions\n",
+               r.rank, r.stage, r.lane, r.pages_used, r.pages_total, r.live_states, r.steps, r.preemptions);
   engine.reset();  // its callbacks hold exchanges: they must go while the server's I/O context exists
   fmt::print(stderr, "flashline: stopped\n");
 }

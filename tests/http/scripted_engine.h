@@ -34,6 +34,7 @@ class ScriptedEngine : public Engine {
   int eos_id() const override { return 1; }
   bool healthy() const override { return healthy_; }
   void shutdown(double timeout_s) override;
+  std::vector<RankStats> rank_stats() const override { return {}; }
 
   void set_healthy(bool h) { healthy_ = h; }
   static constexpr int64_t kPages = 1024;

@@ -25,10 +25,11 @@ export async function startServer(command, args, { readyTimeoutMs = 600_000 } = 
     url,
     pid: proc.pid,
     log: () => log,
-    // SIGTERM (the graceful path), then SIGKILL if it has not exited in 30 s.
-    async stop() {
+    // SIGTERM (the graceful path; SIGUSR1 for mpirun, which forwards it to every rank), then
+    // SIGKILL if it has not exited in 30 s.
+    async stop(signal = 'SIGTERM') {
       if (proc.exitCode !== null || proc.signalCode !== null) return exited;
-      process.kill(proc.pid, 'SIGTERM');
+      process.kill(proc.pid, signal);
       const timer = setTimeout(() => process.kill(proc.pid, 'SIGKILL'), 30_000);
       const result = await exited;
       clearTimeout(timer);
