@@ -1,5 +1,6 @@
 // All-to-all microbenchmark of the expert exchange: latency and bandwidth against message size,
-// per backend, next to a plain memcpy of the same bytes (the floor any transport is judged by).
+// per backend, next to the raw MPI_Alltoallv of the same bytes (printed as a ratio per size) and
+// a plain memcpy (the floor any transport is judged by).
 // Run under mpirun (-np = lanes of one stage); the transport is what Open MPI picks or what
 // --mca selects (vader shared memory, TCP, UCX). Where the NCCL backend is built and every rank
 // of a node has its own CUDA device, the NCCL exchange (host rows staged through device buffers)
@@ -7,7 +8,9 @@
 #include <fmt/format.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <chrono>
+#include <functional>
 #include <cstring>
 #include <memory>
 
@@ -23,44 +26,84 @@ namespace {
 using flashline::ByteBuffer;
 using clock_type = std::chrono::steady_clock;
 
-// Seconds per all_to_all with `bytes` to every peer (including itself), slowest rank.
-double time_exchange(flashline::ExpertExchange& ex, std::size_t bytes, int iters) {
-  std::vector<ByteBuffer> send(ex.size(), ByteBuffer(bytes, std::byte{1}));
-  ex.all_to_all(send);  // warm-up: buffers, connections
-  MPI_Barrier(MPI_COMM_WORLD);
-  const auto t0 = clock_type::now();
-  for (int i = 0; i < iters; ++i) ex.all_to_all(send);
-  double s = std::chrono::duration<double>(clock_type::now() - t0).count() / iters, worst = 0;
-  MPI_Allreduce(&s, &worst, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
-  return worst;
+double seconds_since(clock_type::time_point t0) { return std::chrono::duration<double>(clock_type::now() - t0).count(); }
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0.0 : v[v.size() / 2];
 }
 
-// The raw collective on preallocated buffers: what the exchange adds on top of MPI.
-double time_raw(int ranks, std::size_t bytes, int iters) {
-  std::vector<char> a(bytes * ranks, 1), b(bytes * ranks);
-  std::vector<int> counts(ranks, int(bytes)), displs(ranks);
-  for (int r = 0; r < ranks; ++r) displs[r] = int(bytes) * r;
-  auto once = [&] {
+// The slowest rank's value.
+double worst(double s) {
+  double w = 0;
+  MPI_Allreduce(&s, &w, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+  return w;
+}
+
+// One size: the exchange in its two forms next to the raw collective, with `bytes` to every peer
+// (itself included). Calls alternate between the three, in a rotating order, and each is timed
+// on its own, so a busy machine slows them alike; the figures are medians per rank, then the
+// slowest rank.
+// - dispatch: receivers do not know the sizes (the MoE dispatch);
+// - combine: receivers pass the sizes they expect (the MoE combine);
+// - raw: MPI_Alltoallv on preallocated buffers, counts known everywhere.
+struct Timing {
+  double dispatch = 0, combine = 0, raw = 0;
+};
+Timing time_forms(flashline::ExpertExchange& ex, std::size_t bytes, int iters) {
+  const int n = ex.size();
+  ByteBuffer send(bytes * n, std::byte{1}), recv, back;
+  const auto layout = flashline::PackedLayout::consecutive(std::vector<std::size_t>(n, bytes));
+  const std::vector<std::size_t> expected(n, bytes);
+  std::vector<char> a(bytes * n, 1), b(bytes * n);
+  std::vector<int> counts(n, int(bytes)), displs(n);
+  for (int r = 0; r < n; ++r) displs[r] = int(bytes) * r;
+  auto raw = [&] {
     MPI_Alltoallv(a.data(), counts.data(), displs.data(), MPI_BYTE, b.data(), counts.data(), displs.data(), MPI_BYTE,
                   MPI_COMM_WORLD);
   };
-  once();
+  auto dispatch = [&] { ex.exchange(send.data(), layout, recv); };
+  auto combine = [&] { ex.exchange(send.data(), layout, back, &expected); };
+  raw(), dispatch(), combine();  // warm-up: buffers, connections
+  std::vector<double> t[3];
+  const std::function<void()> forms[3] = {dispatch, combine, raw};
   MPI_Barrier(MPI_COMM_WORLD);
-  const auto t0 = clock_type::now();
-  for (int i = 0; i < iters; ++i) once();
-  double s = std::chrono::duration<double>(clock_type::now() - t0).count() / iters, worst = 0;
-  MPI_Allreduce(&s, &worst, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
-  return worst;
+  for (int i = 0; i < iters; ++i)
+    for (int k = 0; k < 3; ++k) {
+      const int f = (i + k) % 3;
+      const auto t0 = clock_type::now();
+      forms[f]();
+      t[f].push_back(seconds_since(t0));
+    }
+  return {worst(median(t[0])), worst(median(t[1])), worst(median(t[2]))};
+}
+
+// Seconds per exchange with `bytes` to every peer, sizes unknown to receivers (median, slowest rank).
+double time_exchange(flashline::ExpertExchange& ex, std::size_t bytes, int iters) {
+  const int n = ex.size();
+  ByteBuffer send(bytes * n, std::byte{1}), recv;
+  const auto layout = flashline::PackedLayout::consecutive(std::vector<std::size_t>(n, bytes));
+  ex.exchange(send.data(), layout, recv);
+  MPI_Barrier(MPI_COMM_WORLD);
+  std::vector<double> t;
+  for (int i = 0; i < iters; ++i) {
+    const auto t0 = clock_type::now();
+    ex.exchange(send.data(), layout, recv);
+    t.push_back(seconds_since(t0));
+  }
+  return worst(median(t));
 }
 
 double time_memcpy(std::size_t bytes, int peers, int iters) {
   std::vector<char> a(bytes * peers, 1), b(bytes * peers);
-  const auto t0 = clock_type::now();
+  std::vector<double> t;
   for (int i = 0; i < iters; ++i) {
+    const auto t0 = clock_type::now();
     std::memcpy(b.data(), a.data(), a.size());
     a[i % a.size()] = b[(i * 7) % b.size()];  // keeps the copy from being optimised away
+    t.push_back(seconds_since(t0));
   }
-  return std::chrono::duration<double>(clock_type::now() - t0).count() / iters;
+  return median(t);
 }
 
 // The NCCL exchange on this rank's device (its index among the node's ranks), or null with the
@@ -98,25 +141,26 @@ int main(int argc, char** argv) {
   flashline::LoopbackExpertExchange loopback;
   std::unique_ptr<flashline::ExpertExchange> nccl = make_nccl(world);
   if (world.rank() == 0)
-    fmt::print("{} ranks; per-rank bandwidth = bytes sent to other ranks / time\n{:>10} {:>10} {:>10} {:>10} {:>10} {:>12} {:>12} {:>12} {:>10} {:>10}\n",
-               world.size(), "bytes/peer", "mpi us", "mpi GB/s", "raw us", "raw GB/s", "loopback us", "memcpy us", "memcpy GB/s",
-               "nccl us", "nccl GB/s");
+    fmt::print("{} ranks; median us per call (slowest rank); GB/s = bytes sent to other ranks per rank / time;\n"
+               "ratio = raw MPI_Alltoallv time / exchange time (1.0 = as fast as the raw collective)\n"
+               "{:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>8} {:>8} {:>11} {:>10} {:>10} {:>10}\n",
+               world.size(), "bytes/peer", "raw us", "raw GB/s", "disp us", "disp GB/s", "comb us", "disp/raw",
+               "comb/raw", "loopback us", "memcpy us", "nccl us", "nccl GB/s");
   for (std::size_t bytes = 64; bytes <= max_bytes; bytes *= 4) {
     const double once = time_exchange(mpi, bytes, 3);
-    int iters = std::max(3, int(seconds / std::max(once, 1e-6)));
+    int iters = std::max(5, int(seconds / 3 / std::max(once, 1e-6)));
     MPI_Bcast(&iters, 1, MPI_INT, 0, MPI_COMM_WORLD);
-    const double t_mpi = time_exchange(mpi, bytes, iters);
+    const Timing t = time_forms(mpi, bytes, iters);
     double t_loop = 0;
     if (world.size() == 1) t_loop = time_exchange(loopback, bytes, iters);
-    const double t_raw = time_raw(world.size(), bytes, iters);
     const double t_copy = time_memcpy(bytes, world.size(), iters);
     const double t_nccl = nccl ? time_exchange(*nccl, bytes, iters) : 0;
     const double moved = double(bytes) * std::max(1, world.size() - 1);
     if (world.rank() == 0)
-      fmt::print("{:>10} {:>10.2f} {:>10.3f} {:>10.2f} {:>10.3f} {:>12} {:>12.2f} {:>12.3f} {:>10} {:>10}\n", bytes,
-                 t_mpi * 1e6, moved / t_mpi / 1e9, t_raw * 1e6, moved / t_raw / 1e9,
-                 world.size() == 1 ? fmt::format("{:.2f}", t_loop * 1e6) : "-", t_copy * 1e6,
-                 double(bytes) * world.size() / t_copy / 1e9, nccl ? fmt::format("{:.2f}", t_nccl * 1e6) : "-",
+      fmt::print("{:>10} {:>10.2f} {:>10.3f} {:>10.2f} {:>10.3f} {:>10.2f} {:>8.3f} {:>8.3f} {:>11} {:>10.2f} {:>10} {:>10}\n",
+                 bytes, t.raw * 1e6, moved / t.raw / 1e9, t.dispatch * 1e6, moved / t.dispatch / 1e9, t.combine * 1e6,
+                 t.raw / t.dispatch, t.raw / t.combine, world.size() == 1 ? fmt::format("{:.2f}", t_loop * 1e6) : "-",
+                 t_copy * 1e6, nccl ? fmt::format("{:.2f}", t_nccl * 1e6) : "-",
                  nccl ? fmt::format("{:.3f}", moved / t_nccl / 1e9) : "-");
   }
   return 0;

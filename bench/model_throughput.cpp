@@ -7,6 +7,7 @@
 #include <CLI/CLI.hpp>
 #include <chrono>
 
+#include "bench/kernel_bench.h"
 #include "bench/memory_bandwidth.h"
 #include "comms/expert_exchange.h"
 #include "model/release_layout.h"
@@ -32,6 +33,23 @@ double decode_bytes_per_token(const ModelConfig& c) {
     }
   }
   return bytes;
+}
+
+// Weight multiply-adds of one token (2 flops each): every matrix of the main layers and the head
+// once, routed experts top-k of n; an FP4 byte (I8) holds two weights. Scales, norms, biases and
+// lookups (embedding, tid2eid) are not matrix work; attention scores are left out (small here).
+double weight_flops_per_token(const ModelConfig& c) {
+  double macs = 0;
+  for (const auto& t : release_tensors(c)) {
+    if (t.layer >= c.n_layers || t.shape.size() != 2) continue;
+    if (t.group == TensorGroup::Embedding || t.name.ends_with("tid2eid") || t.dtype == DType::F8_E8M0 ||
+        t.name.ends_with("scale"))
+      continue;
+    double m = double(t.elements()) * (t.dtype == DType::I8 ? 2 : 1);
+    if (t.group == TensorGroup::RoutedExpert) m *= double(c.topk_experts) / c.n_experts;
+    macs += m;
+  }
+  return 2 * macs;
 }
 
 int run(int argc, char** argv) {
@@ -85,13 +103,17 @@ int run(int argc, char** argv) {
   }
   const double decode_s = secs(t0, clock::now());
   const double bw = measure_read_bandwidth();
+  const double peak = fma_peak_gflops() * 1e9;
   const double bytes = decode_bytes_per_token(c);
   const double decode_tps = batch * decode_steps / decode_s;
   const double roofline_steps = bw / bytes;  // one weight pass per step, whatever the batch
   fmt::print("model {}: hidden {}, {} layers, {} experts (top {}), vocab {}; numerics {}, {} threads\n", model, c.dim,
              c.n_layers, c.n_experts, c.topk_experts, c.vocab, numerics, omp_get_max_threads());
-  fmt::print("prefill: {} x {} tokens in {:.3f} s = {:.1f} tokens/s\n", batch, prompt_len, prefill_s,
-             batch * prompt_len / prefill_s);
+  const double prefill_flops = weight_flops_per_token(c) * batch * prompt_len / prefill_s;
+  fmt::print("prefill: {} x {} tokens in {:.3f} s = {:.1f} tokens/s; weight matmuls {:.2f} GFLOP/s = {:.1f}% of the "
+             "measured fp32 FMA peak {:.1f} GFLOP/s\n",
+             batch, prompt_len, prefill_s, batch * prompt_len / prefill_s, prefill_flops / 1e9,
+             peak > 0 ? 100 * prefill_flops / peak : 0.0, peak / 1e9);
   fmt::print("decode:  batch {}, {} steps in {:.3f} s = {:.1f} tokens/s ({:.2f} ms/step)\n", batch, decode_steps, decode_s,
              decode_tps, 1e3 * decode_s / decode_steps);
   fmt::print("roofline: {:.2f} MB weights read per step, memory read bandwidth {:.2f} GB/s -> {:.1f} steps/s; "

@@ -57,17 +57,15 @@ int cuda_device_of(const std::string& device) {
   return n;
 }
 
-// Pages of 16 KiB: a window ring of the release config takes 5 (docs/kv-cache.md).
-constexpr std::size_t kPageBytes = 16 * 1024;
 constexpr int64_t kDefaultKvBytes = int64_t(1) << 30;
 
 int64_t kv_budget(const EngineOptions& o, const Plan* plan) {
   if (!o.kv_cache_memory.empty()) {
     const auto b = parse_quantity(o.kv_cache_memory, QuantityKind::Bytes);
-    if (!b || *b < double(kPageBytes))
-      throw InputError(fmt::format("--kv-cache-memory: expected a size of at least one {} KiB page (e.g. 4GiB), got "
+    if (!b || *b < double(o.kv_page_bytes))
+      throw InputError(fmt::format("--kv-cache-memory: expected a size of at least one {}-byte page (e.g. 4GiB), got "
                                    "\"{}\"",
-                                   kPageBytes / 1024, o.kv_cache_memory));
+                                   o.kv_page_bytes, o.kv_cache_memory));
     return int64_t(*b);
   }
   if (plan && plan->kv.bytes_per_rank > 0) return plan->kv.bytes_per_rank;
@@ -129,12 +127,12 @@ struct LocalParts final : HostedEngine::Parts {
     const auto& c = ck.config();
     const int64_t budget = kv_budget(o, nullptr);
     executor = std::make_unique<StageExecutor>(tf, 0, c.n_layers, true, true,
-                                               std::make_unique<KvStorage>(c, std::size_t(budget), kPageBytes));
+                                               std::make_unique<KvStorage>(c, std::size_t(budget), std::size_t(o.kv_page_bytes)));
     RankLoopConfig rc;
     rc.topology = LaneTopology::single();
     rc.limits = limits_of(o, 1);
     rc.stage_pools = {{0, c.n_layers, executor->pages_total()}};
-    rc.page_bytes = kPageBytes;
+    rc.page_bytes = std::size_t(o.kv_page_bytes);
     rc.context_limit = context_limit(c);
     rc.fault_step = fault_step_for(0);
     loop = std::make_unique<RankLoop>(*executor, link, nullptr, exchange, rc);
@@ -222,13 +220,13 @@ struct WorldParts final : HostedEngine::Parts {
     const bool last = stage + 1 == int(plan.stages.size());
     executor = std::make_unique<StageExecutor>(*tf, st.first_layer, st.last_layer + 1,
                                                stage == 0, last,
-                                               std::make_unique<KvStorage>(config, std::size_t(budget), kPageBytes));
+                                               std::make_unique<KvStorage>(config, std::size_t(budget), std::size_t(options.kv_page_bytes)));
     RankLoopConfig rc;
     for (const auto& s : plan.stages) rc.topology.ranks.push_back(s.ranks);
     rc.stage = stage, rc.lane = lane;
     rc.limits = limits_of(options, int(plan.stages.size()));
     for (const auto& s : plan.stages) rc.stage_pools.push_back({s.first_layer, s.last_layer + 1, executor->pages_total()});
-    rc.page_bytes = kPageBytes;
+    rc.page_bytes = std::size_t(options.kv_page_bytes);
     rc.context_limit = context_limit(config);
     rc.fault_step = fault_step;
     loop = std::make_unique<RankLoop>(*executor, *link, data_link.get(), *exchange, rc);
@@ -259,6 +257,8 @@ std::unique_ptr<Engine> start_engine(const EngineOptions& o) {
   if (o.max_seqs < 1) throw InputError("--max-seqs: expected a number >= 1");
   if (o.prefill_chunk < 0) throw InputError("--prefill-chunk: expected a number >= 0 (0: whole prompts)");
   if (o.micro_batches < 0) throw InputError("--micro-batches: expected a number >= 0");
+  if (o.kv_page_bytes < 1024 || o.kv_page_bytes > (64 << 20))
+    throw InputError(fmt::format("--kv-page-bytes: expected 1024 .. 64 MiB, got {}", o.kv_page_bytes));
   if (o.plan.empty()) {
     auto parts = std::make_unique<LocalParts>(o);
     auto engine = std::make_unique<ServingEngine>(*parts->loop, parts->link, parts->ck.config(),
@@ -299,6 +299,7 @@ void add_engine_flags(CLI::App& cmd, EngineOptions& o, std::string& numerics) {
       ->capture_default_str();
   cmd.add_option("--kv-cache-memory", o.kv_cache_memory,
                  "KV cache pool per rank, e.g. 4GiB (default: the plan's kv.bytes_per_rank, else 1 GiB)");
+  cmd.add_option("--kv-page-bytes", o.kv_page_bytes, "KV page size in bytes")->capture_default_str();
   cmd.add_option("--threads", o.threads, "Compute threads per rank (default: from the plan, else the machine's cores)");
 }
 

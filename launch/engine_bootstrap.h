@@ -25,6 +25,7 @@ struct EngineOptions {
   int prefill_chunk = 512;         // prefill chunk size; 0: whole prompts
   std::string kv_cache_memory;     // per-rank KV budget ("4GiB"); empty: the plan's, else 1 GiB
   int threads = 0;                 // compute threads per rank; 0: from the plan or the machine
+  int kv_page_bytes = 16 * 1024;   // KV page size (a window ring of the release config takes 5)
 };
 
 // The engine flags shared by every command that runs the model (--model, --plan, --numerics,

@@ -9,6 +9,7 @@
 
 #include "launch/commands.h"
 #include "launch/mpirun_command.h"
+#include "launch/thread_count.h"
 #include "model/model_config.h"
 
 namespace flashline {
@@ -45,6 +46,7 @@ void run_launch(const LaunchArgs& a) {
   o.hostfile_path = fs::path(base).replace_extension(".hostfile").string();
   o.rankfile_path = fs::path(base).replace_extension(".rankfile").string();
   o.as_root = geteuid() == 0;
+  o.local_cores = this_host_cpus().cores;
   MpirunCommand m = build_mpirun_command(plan, o);
   if (a.dry_run) {
     fmt::print("# {} (not written: dry run)\n{}", o.hostfile_path, m.hostfile);

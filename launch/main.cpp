@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
   flashline::add_chat_prompt_command(app);
   flashline::add_chat_parse_command(app);
   flashline::add_serve_command(app);
+  flashline::add_bench_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -6,6 +6,7 @@
 #include <map>
 
 #include "base/input_error.h"
+#include "launch/thread_count.h"
 
 namespace flashline {
 namespace {
@@ -45,7 +46,6 @@ MpirunCommand build_mpirun_command(const Plan& plan, const LaunchOptions& o) {
     node_order &= node_index < plan.nodes.size();
   }
   bool cpus_known = std::all_of(plan.nodes.begin(), plan.nodes.end(), [](const PlanNode& n) { return n.cpus > 0; });
-  int threads = 0;  // OpenMP threads per rank; 0: leave the default
   if (cpus_known && !plan.localhost) {
     std::map<std::string, int> next;
     for (const auto& r : plan.ranks) {
@@ -53,15 +53,19 @@ MpirunCommand build_mpirun_command(const Plan& plan, const LaunchOptions& o) {
       int per = std::max(1, n->cpus / ranks_on[r.node]);
       int first = next[r.node]++ * per;
       m.rankfile += fmt::format("rank {}={} slot={}-{}\n", r.rank, n->host, first, first + per - 1);
-      threads = threads == 0 ? per : std::min(threads, per);
     }
   } else if (!node_order) {
     throw InputError(fmt::format("{}: ranks are not in node order and cluster.nodes gives no cpus: add `cpus:` to "
                                  "every node of the cluster file so a rankfile can place each rank",
                                  o.plan_path));
   }
-  if (plan.localhost && !plan.nodes.empty() && plan.nodes[0].cpus > 0)
-    threads = std::max(1, plan.nodes[0].cpus / std::max(1, plan.world_size()));
+  // Every rank sizes its own compute pool from the plan (launch/thread_count.h). The smallest
+  // per-rank count known here also goes into OMP_NUM_THREADS, for ranks that run a command
+  // which does not size its pool itself; ranks on other hosts whose CPU count the plan lacks
+  // are left to their own count.
+  int threads = 0;
+  for (const auto& r : plan.ranks)
+    if (const int t = plan_threads_of_rank(plan, r.rank, o.local_cores); t > 0) threads = threads ? std::min(threads, t) : t;
 
   auto& a = m.argv;
   a = {o.mpirun, "-np", std::to_string(plan.world_size())};

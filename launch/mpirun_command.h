@@ -20,6 +20,7 @@ struct LaunchOptions {
   std::string hostfile_path;  // where the hostfile goes (the plan's name + ".hostfile")
   std::string rankfile_path;
   bool as_root = false;       // mpirun refuses root without --allow-run-as-root
+  int local_cores = 0;        // CPUs of the launching machine (for plan ranks on it); 0: unknown
 };
 
 struct MpirunCommand {

@@ -148,6 +148,12 @@ std::optional<ForwardMessage> RankLoop::try_receive_forward() {
   return m;
 }
 
+void RankLoop::drain_in_flight() {
+  Backoff backoff;
+  while (scheduler_->in_flight() > 0)
+    if (!drain_sampled() && !(wait_hook_ && wait_hook_())) backoff.idle();
+}
+
 void RankLoop::shutdown_lane() {
   ForwardMessage m;
   m.kind = ForwardMessage::Kind::Shutdown;
@@ -160,7 +166,10 @@ void RankLoop::serve() {
     for (;;) {
       if (auto b = link_.try_recv(0, LinkTag::Control)) {
         const auto control = ControlMessage::decode(*b);
-        if (control.shutdown) break;
+        if (control.shutdown) {
+          drain_in_flight();  // aborted requests release their pages before the lane stops
+          break;
+        }
         tick(control);
         backoff.reset();
       } else if (drain_sampled()) {

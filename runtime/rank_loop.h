@@ -46,6 +46,11 @@ class RankLoop {
   // ranks tick together (rank 0 sends every control message of a round). True when a step
   // with rows ran on some lane.
   bool tick(const ControlMessage& control);
+  // Stage 0: takes the sampled ids that have come back (and sends the releases they cause)
+  // without ticking; true if any came.
+  bool poll() { return drain_sampled(); }
+  // Stage 0: waits until every step in flight has come back.
+  void drain_in_flight();
   // Stage 0: tells the later stages of the lane to stop.
   void shutdown_lane();
   // Every rank but rank 0: serves until the shutdown, then sends its report to rank 0.

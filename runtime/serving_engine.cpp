@@ -164,6 +164,15 @@ void ServingEngine::fail_all(const std::string& why) {
   live_.clear();
 }
 
+void ServingEngine::refresh_stats() {
+  std::lock_guard lock(mu_);
+  const auto* s = loop_.scheduler();
+  stats_.steps = loop_.steps();
+  stats_.kv_pages_used = s->pages_used(0);
+  stats_.kv_pages_total = loop_.config().stage_pools.at(0).pages;
+  stats_.preemptions = s->preemptions();
+}
+
 // One round: every lane's control message, then rank 0's own tick.
 void ServingEngine::tick_round() {
   for (int j = 1; j < topo_.lanes(); ++j) {
@@ -172,14 +181,7 @@ void ServingEngine::tick_round() {
   }
   const auto own = std::exchange(pending_[0], {});
   const bool ran = loop_.tick(own);
-  {
-    std::lock_guard lock(mu_);
-    const auto* s = loop_.scheduler();
-    stats_.steps = loop_.steps();
-    stats_.kv_pages_used = s->pages_used(0);
-    stats_.kv_pages_total = loop_.config().stage_pools.at(0).pages;
-    stats_.preemptions = s->preemptions();
-  }
+  refresh_stats();
   if (!ran) {
     // Nothing ran anywhere (every request waits for a token in transit): wait for the stream
     // or new work instead of spinning empty rounds.
@@ -246,9 +248,10 @@ void ServingEngine::run() {
           if (cb) cb(e);
         }
         tick_round();
-        while (loop_.scheduler()->in_flight() > 0) tick_round();
+        loop_.drain_in_flight();
         return finish_shutdown();
       }
+      if (loop_.poll()) refresh_stats();
       drain_stream();
       bool work = !live_.empty();
       for (const auto& p : pending_) work = work || !p.adds.empty() || !p.aborts.empty();

@@ -44,6 +44,7 @@ class ServingEngine final : public Engine {
   };
   void run();
   void tick_round();
+  void refresh_stats();
   bool drain_stream();
   void deliver(const TokenEvent& e);
   void fail_all(const std::string& why);

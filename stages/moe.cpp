@@ -21,10 +21,17 @@ struct ItemHeader {
   float weight;
 };
 
-template <typename T>
-void append(ByteBuffer& b, const T* p, std::size_t n) {
-  const auto* bytes = reinterpret_cast<const std::byte*>(p);
-  b.insert(b.end(), bytes, bytes + n * sizeof(T));
+// Packed message buffers of the exchange, kept across layers and steps: grown, never shrunk, so
+// a steady state neither allocates nor touches fresh pages. One set per thread that runs layers.
+struct ExchangeBuffers {
+  ByteBuffer send, recv, reply, back;
+};
+ExchangeBuffers& exchange_buffers() {
+  thread_local ExchangeBuffers b;
+  return b;
+}
+void grow(ByteBuffer& b, std::size_t bytes) {
+  if (b.size() < bytes) b.resize(bytes);
 }
 
 // SwiGLU with clamp: h = w * silu(min(g, L)) * clamp(u, -L, L) -> bf16 -> down projection.
@@ -135,40 +142,59 @@ void moe_forward(const BlockWeights& bw, const StepBatch& batch, const float* x,
     trace->router_w[bw.id] = rt.weights;
   }
 
-  // dispatch: one record per (row, slot) to the lane owning the expert
-  const int lanes = exchange.size();
-  std::vector<ByteBuffer> send(lanes);
-  std::vector<std::vector<std::pair<int, int>>> sent(lanes);  // (row, slot) in send order
+  // dispatch: one record per (row, slot) to the lane owning the expert, packed by destination
+  // lane straight into one send buffer
+  const int lanes = exchange.size(), me = exchange.rank();
+  const std::size_t row_bytes = sizeof(float) * D, rec = sizeof(ItemHeader) + row_bytes;
+  ExchangeBuffers& buf = exchange_buffers();
+  std::vector<int> dst_of(std::size_t(R) * rt.k);
+  std::vector<std::size_t> items_to(lanes, 0);
+  for (std::size_t i = 0; i < dst_of.size(); ++i) {
+    const int dst = dst_of[i] = placement.owner_of(bw.id, rt.experts[i]);
+    if (dst < 0 || dst >= lanes)
+      throw std::runtime_error(fmt::format("layer {}: no lane of {} holds expert {}", bw.id, lanes, rt.experts[i]));
+    items_to[dst]++;
+  }
+  std::vector<std::size_t> counts(lanes);
+  for (int l = 0; l < lanes; ++l) counts[l] = items_to[l] * rec;
+  const PackedLayout dispatch = PackedLayout::consecutive(counts);
+  grow(buf.send, dispatch.total());
+  std::vector<std::size_t> cursor(lanes, 0), sent_index(dst_of.size());  // (row, slot) -> index in its lane's part
   for (int r = 0; r < R; ++r)
     for (int j = 0; j < rt.k; ++j) {
-      const int e = rt.experts[std::size_t(r) * rt.k + j];
-      const int dst = placement.owner_of(bw.id, e);
-      ItemHeader h{r, j, e, rt.weights[std::size_t(r) * rt.k + j]};
-      append(send[dst], &h, 1);
-      append(send[dst], x + std::size_t(r) * D, D);
-      sent[dst].emplace_back(r, j);
+      const std::size_t rs = std::size_t(r) * rt.k + j;
+      const int dst = dst_of[rs];
+      const ItemHeader h{r, j, rt.experts[rs], rt.weights[rs]};
+      std::byte* at = buf.send.data() + dispatch.offsets[dst] + cursor[dst] * rec;
+      std::memcpy(at, &h, sizeof h);
+      std::memcpy(at + sizeof h, x + std::size_t(r) * D, row_bytes);
+      sent_index[rs] = cursor[dst]++;
     }
-  const std::vector<ByteBuffer> recv = exchange.all_to_all(std::move(send));
+  const ReceivedParts recv = exchange.exchange(buf.send.data(), dispatch, buf.recv);
 
   // local experts: gather received rows per expert, run each expert once over its rows
-  const std::size_t rec = sizeof(ItemHeader) + sizeof(float) * D;
   struct Item {
     int src;
-    std::size_t index;  // position in the source's message
+    std::size_t index;  // position in the source's part
     ItemHeader h;
     const float* row;
   };
   std::vector<Item> items;
+  std::vector<std::size_t> reply_counts(lanes);
   for (int src = 0; src < lanes; ++src) {
-    if (recv[src].size() % rec) throw std::runtime_error(fmt::format("expert dispatch: malformed message from lane {}", src));
-    for (std::size_t i = 0; i < recv[src].size() / rec; ++i) {
-      Item it{src, i, {}, reinterpret_cast<const float*>(recv[src].data() + i * rec + sizeof(ItemHeader))};
-      std::memcpy(&it.h, recv[src].data() + i * rec, sizeof(ItemHeader));
+    const std::size_t bytes = recv.size(src);
+    if (bytes % rec) throw std::runtime_error(fmt::format("expert dispatch: malformed message from lane {}", src));
+    reply_counts[src] = bytes / rec * row_bytes;
+    for (std::size_t i = 0; i < bytes / rec; ++i) {
+      const std::byte* at = recv.data(src) + i * rec;
+      Item it{src, i, {}, reinterpret_cast<const float*>(at + sizeof(ItemHeader))};
+      std::memcpy(&it.h, at, sizeof(ItemHeader));
       items.push_back(it);
     }
   }
-  std::vector<ByteBuffer> reply(lanes);
-  for (int src = 0; src < lanes; ++src) reply[src].resize(recv[src].size() / rec * sizeof(float) * D);
+  // Expert outputs go straight into the packed reply, at the position of their request.
+  const PackedLayout reply = PackedLayout::consecutive(reply_counts);
+  grow(buf.reply, reply.total());
   std::vector<std::size_t> order(items.size());
   std::iota(order.begin(), order.end(), 0);
   std::stable_sort(order.begin(), order.end(), [&](auto a, auto b) { return items[a].h.expert < items[b].h.expert; });
@@ -179,7 +205,7 @@ void moe_forward(const BlockWeights& bw, const StepBatch& batch, const float* x,
     auto ex = w.experts.find(e);
     if (ex == w.experts.end())
       throw std::runtime_error(fmt::format("layer {}: expert {} dispatched to lane {} which does not hold it", bw.id, e,
-                                           exchange.rank()));
+                                           me));
     const int n = int(i1 - i0);
     std::vector<float> xs(std::size_t(n) * D), ws(n);
     for (int i = 0; i < n; ++i) {
@@ -190,22 +216,23 @@ void moe_forward(const BlockWeights& bw, const StepBatch& batch, const float* x,
     auto ys = swiglu(ex->second.w1, ex->second.w2, ex->second.w3, xs.data(), n, ws.data(), ctx);
     for (int i = 0; i < n; ++i) {
       const Item& it = items[order[i0 + i]];
-      std::memcpy(reply[it.src].data() + it.index * sizeof(float) * D, &ys[std::size_t(i) * D], sizeof(float) * D);
+      std::memcpy(buf.reply.data() + reply.offsets[it.src] + it.index * row_bytes, &ys[std::size_t(i) * D], row_bytes);
     }
     i0 = i1;
   }
-  const std::vector<ByteBuffer> back = exchange.all_to_all(std::move(reply));
+  // combine: every lane knows what comes back (one row per item it sent)
+  std::vector<std::size_t> expected(lanes);
+  for (int l = 0; l < lanes; ++l) expected[l] = items_to[l] * row_bytes;
+  const ReceivedParts back = exchange.exchange(buf.reply.data(), reply, buf.back, &expected);
+  for (int dst = 0; dst < lanes; ++dst)
+    if (back.size(dst) != expected[dst])
+      throw std::runtime_error(fmt::format("expert combine: lane {} returned {} bytes, expected {}", dst, back.size(dst),
+                                           expected[dst]));
+  std::vector<const float*> slot_out(dst_of.size());
+  for (std::size_t rs = 0; rs < dst_of.size(); ++rs)
+    slot_out[rs] = reinterpret_cast<const float*>(back.data(dst_of[rs]) + sent_index[rs] * row_bytes);
 
-  // combine: per row, expert outputs added in increasing expert id, then the shared expert
-  std::vector<const float*> slot_out(std::size_t(R) * rt.k);
-  for (int dst = 0; dst < lanes; ++dst) {
-    if (back[dst].size() != sent[dst].size() * sizeof(float) * D)
-      throw std::runtime_error(fmt::format("expert combine: lane {} returned {} bytes, expected {}", dst,
-                                           back[dst].size(), sent[dst].size() * sizeof(float) * D));
-    for (std::size_t i = 0; i < sent[dst].size(); ++i)
-      slot_out[std::size_t(sent[dst][i].first) * rt.k + sent[dst][i].second] =
-          reinterpret_cast<const float*>(back[dst].data() + i * sizeof(float) * D);
-  }
+  // per row, expert outputs added in increasing expert id, then the shared expert
   const auto shared = swiglu(w.shared.w1, w.shared.w2, w.shared.w3, x, R, nullptr, ctx);
   std::vector<int> slots(rt.k);
   for (int r = 0; r < R; ++r) {

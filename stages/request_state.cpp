@@ -4,6 +4,10 @@
 #include <limits>
 #include <stdexcept>
 
+#include <fmt/format.h>
+
+#include "base/input_error.h"
+
 namespace flashline {
 
 KvStorage::KvStorage(const ModelConfig& c, std::size_t budget_bytes, std::size_t page_bytes)
@@ -12,7 +16,16 @@ KvStorage::KvStorage(const ModelConfig& c, std::size_t budget_bytes, std::size_t
       key(c.index_dim > 0 ? c.index_dim : 32),
       compressor(c.head_dim),
       compressor4(2 * c.head_dim),
-      index_compressor(2 * std::max(c.index_dim, 1)) {}
+      index_compressor(2 * std::max(c.index_dim, 1)) {
+  for (const KvRecordCodec* codec : {static_cast<const KvRecordCodec*>(&kv), static_cast<const KvRecordCodec*>(&key),
+                                     static_cast<const KvRecordCodec*>(&compressor),
+                                     static_cast<const KvRecordCodec*>(&compressor4),
+                                     static_cast<const KvRecordCodec*>(&index_compressor)})
+    if (codec->record_bytes() > page_bytes)
+      throw InputError(fmt::format("KV pages of {} bytes are smaller than one {}-byte row of this model's KV state "
+                                   "(use pages of at least {} bytes)",
+                                   page_bytes, codec->record_bytes(), codec->record_bytes()));
+}
 
 const KvRecordCodec& KvStorage::compressor_codec(int cols) const {
   if (cols == compressor.values()) return compressor;

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <stdexcept>
 
@@ -33,70 +34,81 @@ NcclExpertExchange::NcclExpertExchange(MPI_Comm stage, int device) : state_(std:
 
 NcclExpertExchange::~NcclExpertExchange() = default;
 
-std::vector<ByteBuffer> NcclExpertExchange::all_to_all(std::vector<ByteBuffer> send) {
+ReceivedParts NcclExpertExchange::exchange(const std::byte* send, const PackedLayout& layout, ByteBuffer& recv,
+                                           const std::vector<std::size_t>* expected) {
   auto& s = *state_;
   const int wr = s.world_rank, n = size_;
-  if (int(send.size()) != n)
-    throw std::logic_error(fmt::format("expert exchange: {} destinations for {} lanes", send.size(), n));
-  std::vector<ByteBuffer> out(n);
-  out[rank_] = std::move(send[rank_]);  // its own rows never leave the host
+  if (int(layout.counts.size()) != n || int(layout.offsets.size()) != n)
+    throw std::logic_error(fmt::format("expert exchange: {} destinations for {} lanes", layout.counts.size(), n));
+  if (expected && int(expected->size()) != n)
+    throw std::logic_error(fmt::format("expert exchange: {} expected sizes for {} lanes", expected->size(), n));
+  ReceivedParts out;
+  out.parts.resize(n);
+  out.parts[rank_] = {send + layout.offsets[rank_], layout.counts[rank_]};  // never leaves the host
   if (n == 1) return out;
   const cudaStream_t stream = s.nccl.stream();
   ncclComm_t comm = s.nccl.comm();
 
-  // Sizes first: the receiver must post ncclRecv with the exact count.
+  // Sizes first unless the caller knows them: the receiver must post ncclRecv with the exact count.
   uint64_t* host_sizes = s.host_sizes.data();
-  for (int r = 0; r < n; ++r) host_sizes[r] = r == rank_ ? 0 : send[r].size();
-  s.sizes.reserve(2 * n * sizeof(uint64_t), stream, wr);
-  auto* dsizes = reinterpret_cast<uint64_t*>(s.sizes.data());
-  check_cuda(cudaMemcpyAsync(dsizes, host_sizes, n * sizeof(uint64_t), cudaMemcpyHostToDevice, stream), wr,
-             "copying sizes to the device");
-  check_nccl(ncclGroupStart(), wr, "ncclGroupStart");
-  for (int r = 0; r < n; ++r) {
-    if (r == rank_) continue;
-    check_nccl(ncclSend(dsizes + r, 1, ncclUint64, r, comm, stream), wr, fmt::format("ncclSend of sizes to lane {}", r).c_str());
-    check_nccl(ncclRecv(dsizes + n + r, 1, ncclUint64, r, comm, stream), wr,
-               fmt::format("ncclRecv of sizes from lane {}", r).c_str());
+  if (expected) {
+    for (int r = 0; r < n; ++r) host_sizes[n + r] = r == rank_ ? 0 : (*expected)[r];
+  } else {
+    for (int r = 0; r < n; ++r) host_sizes[r] = r == rank_ ? 0 : layout.counts[r];
+    s.sizes.reserve(2 * n * sizeof(uint64_t), stream, wr);
+    auto* dsizes = reinterpret_cast<uint64_t*>(s.sizes.data());
+    check_cuda(cudaMemcpyAsync(dsizes, host_sizes, n * sizeof(uint64_t), cudaMemcpyHostToDevice, stream), wr,
+               "copying sizes to the device");
+    check_nccl(ncclGroupStart(), wr, "ncclGroupStart");
+    for (int r = 0; r < n; ++r) {
+      if (r == rank_) continue;
+      check_nccl(ncclSend(dsizes + r, 1, ncclUint64, r, comm, stream), wr,
+                 fmt::format("ncclSend of sizes to lane {}", r).c_str());
+      check_nccl(ncclRecv(dsizes + n + r, 1, ncclUint64, r, comm, stream), wr,
+                 fmt::format("ncclRecv of sizes from lane {}", r).c_str());
+    }
+    check_nccl(ncclGroupEnd(), wr, "ncclGroupEnd (sizes)");
+    check_cuda(cudaMemcpyAsync(host_sizes + n, dsizes + n, n * sizeof(uint64_t), cudaMemcpyDeviceToHost, stream), wr,
+               "copying sizes to the host");
+    s.nccl.wait();
   }
-  check_nccl(ncclGroupEnd(), wr, "ncclGroupEnd (sizes)");
-  s.nccl.wait();
-  check_cuda(cudaMemcpyAsync(host_sizes + n, dsizes + n, n * sizeof(uint64_t), cudaMemcpyDeviceToHost, stream), wr,
-             "copying sizes to the host");
-  s.nccl.wait();
 
-  // One contiguous device buffer each way, peers at increasing offsets.
-  std::vector<std::size_t> soff(n + 1, 0), roff(n + 1, 0);
-  for (int r = 0; r < n; ++r) {
-    soff[r + 1] = soff[r] + host_sizes[r];
-    roff[r + 1] = roff[r] + (r == rank_ ? 0 : host_sizes[n + r]);
-  }
-  s.send.reserve(soff[n], stream, wr);
-  s.recv.reserve(roff[n], stream, wr);
+  // The packed send buffer goes to the device as it is (one copy, its own part included when it
+  // lies between others: cheaper than one copy per peer); received parts are consecutive in lane
+  // order, as they will be in `recv`.
+  std::size_t send_lo = SIZE_MAX, send_hi = 0;
   for (int r = 0; r < n; ++r)
-    if (host_sizes[r])
-      check_cuda(cudaMemcpyAsync(s.send.data() + soff[r], send[r].data(), host_sizes[r], cudaMemcpyHostToDevice, stream),
-                 wr, "staging rows on the device");
+    if (r != rank_ && layout.counts[r]) {
+      send_lo = std::min(send_lo, layout.offsets[r]);
+      send_hi = std::max(send_hi, layout.offsets[r] + layout.counts[r]);
+    }
+  if (send_lo > send_hi) send_lo = send_hi = 0;
+  std::vector<std::size_t> roff(n + 1, 0);
+  for (int r = 0; r < n; ++r) roff[r + 1] = roff[r] + (r == rank_ ? 0 : host_sizes[n + r]);
+  s.send.reserve(send_hi - send_lo, stream, wr);
+  s.recv.reserve(roff[n], stream, wr);
+  if (send_hi > send_lo)
+    check_cuda(cudaMemcpyAsync(s.send.data(), send + send_lo, send_hi - send_lo, cudaMemcpyHostToDevice, stream), wr,
+               "copying the send buffer to the device");
   // Empty messages are skipped on both sides: each side knows both sizes by now.
   check_nccl(ncclGroupStart(), wr, "ncclGroupStart");
   for (int r = 0; r < n; ++r) {
     if (r == rank_) continue;
-    if (host_sizes[r])
-      check_nccl(ncclSend(s.send.data() + soff[r], host_sizes[r], ncclUint8, r, comm, stream), wr,
-                 fmt::format("ncclSend of {} bytes to lane {}", host_sizes[r], r).c_str());
+    if (layout.counts[r])
+      check_nccl(ncclSend(s.send.data() + (layout.offsets[r] - send_lo), layout.counts[r], ncclUint8, r, comm, stream),
+                 wr, fmt::format("ncclSend of {} bytes to lane {}", layout.counts[r], r).c_str());
     if (const auto bytes = roff[r + 1] - roff[r])
       check_nccl(ncclRecv(s.recv.data() + roff[r], bytes, ncclUint8, r, comm, stream), wr,
                  fmt::format("ncclRecv of {} bytes from lane {}", bytes, r).c_str());
   }
   check_nccl(ncclGroupEnd(), wr, "ncclGroupEnd (rows)");
+  if (recv.size() < roff[n]) recv.resize(roff[n]);
+  if (roff[n])
+    check_cuda(cudaMemcpyAsync(recv.data(), s.recv.data(), roff[n], cudaMemcpyDeviceToHost, stream), wr,
+               "copying received parts to the host");
   s.nccl.wait();
-  for (int r = 0; r < n; ++r) {
-    if (r == rank_) continue;
-    out[r].resize(roff[r + 1] - roff[r]);
-    if (!out[r].empty())
-      check_cuda(cudaMemcpyAsync(out[r].data(), s.recv.data() + roff[r], out[r].size(), cudaMemcpyDeviceToHost, stream),
-                 wr, "copying rows to the host");
-  }
-  s.nccl.wait();
+  for (int r = 0; r < n; ++r)
+    if (r != rank_) out.parts[r] = {recv.data() + roff[r], roff[r + 1] - roff[r]};
   return out;
 }
 

@@ -1,7 +1,9 @@
 #pragma once
-// The expert exchange over NCCL: host rows are staged into device buffers, the per-peer sizes
-// go first (they vary every call), then one ncclGroupStart / ncclSend + ncclRecv per peer /
-// ncclGroupEnd on the communicator's stream, and the rows are copied back to the host. The
+// The expert exchange over NCCL: the packed host send buffer goes to the device in one copy, the
+// per-peer sizes go first when the receiver does not know them (dispatch; a combine passes the
+// sizes it expects and skips this), then one ncclGroupStart / ncclSend + ncclRecv per peer /
+// ncclGroupEnd on the communicator's stream, and the received parts come back to the caller's
+// receive buffer in one copy. This lane's own part never leaves the host. The
 // communicator spans one stage's lanes and is bootstrapped over that stage's MPI communicator.
 // No CUDA or NCCL header here: the runner and the benchmarks include this without them.
 #include <mpi.h>
@@ -19,7 +21,8 @@ class NcclExpertExchange final : public ExpertExchange {
   ~NcclExpertExchange() override;
   int rank() const override { return rank_; }
   int size() const override { return size_; }
-  std::vector<ByteBuffer> all_to_all(std::vector<ByteBuffer> send) override;
+  ReceivedParts exchange(const std::byte* send, const PackedLayout& layout, ByteBuffer& recv,
+                         const std::vector<std::size_t>* expected = nullptr) override;
 
  private:
   struct State;

@@ -34,7 +34,26 @@ float dot(const float* a, const float* b, int n, Numerics m) {
 }
 
 FLASHLINE_SIMD_CLONES
-float sum(const float* a, int n, Numerics m) {
+void dot4_fast(const float* a, const float* b0, const float* b1, const float* b2, const float* b3, int n, float* out) {
+  Lanes8 p0 = {}, p1 = {}, p2 = {}, p3 = {};
+  int i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    const Lanes8 x = load8(a + i);
+    p0 += x * load8(b0 + i);
+    p1 += x * load8(b1 + i);
+    p2 += x * load8(b2 + i);
+    p3 += x * load8(b3 + i);
+  }
+  const Lanes8 t = tail(a, i, n);
+  p0 += t * tail(b0, i, n);
+  p1 += t * tail(b1, i, n);
+  p2 += t * tail(b2, i, n);
+  p3 += t * tail(b3, i, n);
+  out[0] = combine8(p0), out[1] = combine8(p1), out[2] = combine8(p2), out[3] = combine8(p3);
+}
+
+FLASHLINE_SIMD_CLONES
+float sum_any(const float* a, int n, Numerics m) {
   if (m == Numerics::Exact) {
     double acc = 0.0;
     for (int i = 0; i < n; ++i) acc += double(a[i]);

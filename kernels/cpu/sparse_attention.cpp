@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "kernels/cpu/reduce.h"
+#include "kernels/cpu/threads.h"
 
 namespace flashline {
 
@@ -20,7 +21,7 @@ inline const float* kv_row(const SparseAttentionArgs& a, int r) {
 void sparse_attention(const SparseAttentionArgs& a, float* out, Numerics num) {
   constexpr int kChunk = 64;
   const float neg_inf = -std::numeric_limits<float>::infinity();
-#pragma omp parallel
+#pragma omp parallel num_threads(kernel_threads())
   {
     std::vector<float> s(kChunk), p(kChunk), acc(a.D), pv(a.D);
     std::vector<double> pv64(a.D);

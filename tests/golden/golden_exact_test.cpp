@@ -32,9 +32,10 @@ TEST_P(GoldenPrefill, LogitsOfEveryPosition) {
   auto X = model_->prefill(ids, st);
   EXPECT_TRUE(close_rel(model_->all_logits(X, n), golden(fmt::format("prefill_len{}_logits.npy", n)).f32, kRel));
 }
-// Prompts of at least `window` tokens (and of fewer than `ratio`): there the reference's
-// prefill index lists are its decode lists. 
-INSTANTIATE_TEST_SUITE_P(Prompts, GoldenPrefill, ::testing::Values(1, 130, 250));
+// Prompts of at least `window` tokens (and of fewer than 4, the first ratio): there the
+// reference's prefill index lists are its decode lists.
+INSTANTIATE_TEST_SUITE_P(Prompts, GoldenPrefill, ::testing::Values(1, 130, 250),
+                         [](const auto& info) { return "len" + std::to_string(info.param); });
 
 // A prompt shorter than the window: the reference's prefill walks an index list of min(S,
 // window) window entries, so from position 3 (the first compressed entry) its online softmax

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The pipeline runtime with NCCL transports on tiny-a, under mpirun.
 #   nccl_logits_test.sh logits NP PLAN NUMERICS   prefill, decode and MTP logits and greedy ids equal the
-#                                                 single-process run bit for bit (needs NP CUDA devices)
+#                                                 single-process run bit for bit (needs the CUDA devices the
+#                                                 plan names: one per rank, or one shared by every rank)
 #   nccl_logits_test.sh no-device NP PLAN         where no CUDA device is visible: the plan is refused at
 #                                                 startup, once, naming the rank and the missing device
 #   nccl_logits_test.sh cpu-device NP PLAN        a plan with nccl transports on cpu:N devices is refused at
@@ -21,12 +22,16 @@ skip() { echo "SKIP: $*"; exit 77; }
 
 case "$mode" in
 logits)
+  # The plan's highest cuda:N says how many devices it needs (ranks may share one).
+  needed=$(($(sed -nE 's/.*device: "cuda:([0-9]+)".*/\1/p' "$plan" | sort -n | tail -1) + 1))
   ((devices > 0)) || skip "no CUDA device"
-  ((devices >= np)) || skip "$np ranks need $np CUDA devices (NCCL allows one rank per device), found $devices"
+  ((devices >= needed)) || skip "the plan places ranks on $needed CUDA devices, found $devices"
   args=(logits --model "$MODEL" --ids "@$IDS/len130.json" --decode 6 --mtp --numerics "$numerics")
-  "$FLASHLINE" "${args[@]}" --out "$work/single" 2>"$work/single.log"
+  "$FLASHLINE" "${args[@]}" --out "$work/single" 2>"$work/single.log" ||
+    { echo "command: $FLASHLINE ${args[*]}" >&2; tail -n 40 "$work/single.log" >&2; fail "single-process run exited non-zero"; }
   "${mpirun[@]}" "$FLASHLINE" "${args[@]}" --out "$work/nccl" --plan "$plan" 2>"$work/nccl.log" ||
-    { cat "$work/nccl.log" >&2; fail "mpirun exited non-zero"; }
+    { echo "command: ${mpirun[*]} $FLASHLINE ${args[*]} --plan $plan" >&2; tail -n 40 "$work/nccl.log" >&2
+      fail "mpirun exited non-zero"; }
   for f in prefill_logits mtp_logits decode_logits decode_ids; do
     "$NPY_EQUAL" "$work/nccl/$f.npy" "$work/single/$f.npy" || fail "$f differs from the single-process run"
   done

@@ -4,8 +4,9 @@
 # then prints a summary. Fails at once when no GPU is visible: this script is for GPU machines,
 # plain ctest covers the rest (where the GPU tests skip).
 #   tests/gpu/run.sh [BUILD_DIR]      default BUILD_DIR: build-gpu at the repository root
-# The two-rank tests and the benchmark need one CUDA device per rank (NCCL refuses two ranks of a
-# communicator on one device); on a one-GPU machine they report SKIP and the summary says so.
+# Most two-rank tests and the benchmark need one CUDA device per rank (NCCL refuses two ranks of a
+# communicator on one device); on a one-GPU machine they report SKIP and the summary says so, and
+# gpu.logits.2x1-shared-gpu.* (two ranks on cuda:0, one-rank NCCL communicators) still runs.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 build=${1:-$root/build-gpu}

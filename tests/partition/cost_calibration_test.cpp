@@ -3,7 +3,9 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <filesystem>
+#include <stdexcept>
 #include <fstream>
 
 #include "cluster/device_catalog.h"
@@ -25,9 +27,26 @@ struct Fixture {
   }
 };
 
-std::filesystem::path temp_file(const std::string& name) {
-  return std::filesystem::path(testing::TempDir()) / name;
-}
+// A directory of this test's own, removed with it: fixed names under the shared temp folder would
+// collide with other runs and stay behind.
+class TempDir {
+ public:
+  TempDir() {
+    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    std::string name = std::string("flashline-") + info->test_suite_name() + "-" + info->name() + "-XXXXXX";
+    std::string tmpl = (std::filesystem::path(::testing::TempDir()) / name).string();
+    if (!mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed: " + tmpl);
+    path_ = tmpl;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  std::filesystem::path file(const std::string& name) const { return path_ / name; }
+
+ private:
+  std::filesystem::path path_;
+};
 
 TEST(CostCalibration, FittedConstantsReproduceTheMeasuredRun) {
   Fixture f;
@@ -48,7 +67,8 @@ TEST(CostCalibration, FittedConstantsReproduceTheMeasuredRun) {
   EXPECT_EQ(c.constants.cpu_layer_overhead_s, f.cost.constants().cpu_layer_overhead_s);
 
   // The file carries the constants: a planner reading it predicts the measured run again.
-  auto path = temp_file("calibration.yaml");
+  TempDir dir;
+  auto path = dir.file("calibration.yaml");
   c.save(path);
   CostModel reloaded(f.config, KvFormat::FP8, Calibration::load(path));
   StepPrediction again = predict_run(reloaded, f.machine, f.run);
@@ -98,12 +118,18 @@ TEST(CostCalibration, GpuTimesIgnoreCpuEfficiencies) {
 TEST(CostCalibration, RejectsCpuClustersOfSeveralRanksAndGpus) {
   Fixture f;
   f.run.prefill_s = f.run.decode_step_s = 1;
+  EXPECT_NO_THROW(calibrate(f.cost, ClusterSpec::local_cpu(1), f.run));
   EXPECT_THROW(calibrate(f.cost, ClusterSpec::local_cpu(2), f.run), InputError);
+  ClusterSpec gpu = ClusterSpec::local_cpu(1);
+  gpu.nodes[0].devices = {*builtin_device("H100")};
+  ASSERT_EQ(gpu.rank_count(), 1);
+  EXPECT_THROW(calibrate(f.cost, gpu, f.run), InputError);
 }
 
 // Loading `text` fails with a message holding each of `parts`.
 void expect_load_error(const std::string& text, std::initializer_list<std::string> parts) {
-  auto path = temp_file("bad-calibration.yaml");
+  TempDir dir;
+  auto path = dir.file("bad-calibration.yaml");
   std::ofstream(path) << text;
   try {
     Calibration::load(path);

@@ -159,5 +159,52 @@ TEST(Plan, HeadMustBeOnLastStage) {
   EXPECT_NE(e.find("only the last stage may hold the head"), std::string::npos) << e;
 }
 
+// Each validation branch of the plan reader: one edit of a valid plan, the message it must give.
+struct PlanEdit {
+  const char* name;
+  const char* from;
+  const char* to;
+  const char* message;
+};
+
+// Failure messages name the edit, not the struct's bytes.
+void PrintTo(const PlanEdit& e, std::ostream* os) { *os << e.name; }
+
+class PlanValidation : public ::testing::TestWithParam<PlanEdit> {};
+
+TEST_P(PlanValidation, NamesTheProblem) {
+  const PlanEdit& e = GetParam();
+  std::string y = small_plan().to_yaml();
+  replace(y, e.from, e.to);
+  const auto err = error_of(y);
+  EXPECT_NE(err.find(e.message), std::string::npos) << "got: " << err;
+}
+
+const PlanEdit kPlanEdits[] = {
+    {"format", "format: 1", "format: 2", "this flashline reads plan format 1, found 2"},
+    {"transport", "pipeline: nccl", "pipeline: tcp", "expected mpi, nccl, ucx or loopback, found \"tcp\""},
+    {"kv_format", "format: fp8", "format: fp16", "expected fp8 or bf16, found \"fp16\""},
+    {"lanes", "lanes: 2", "lanes: 0", "lanes"},
+    {"stage_order", "stage: 1", "stage: 3", "stage entries must be in order: expected 1"},
+    {"last_before_first", "last_layer: 4", "last_layer: 2", "last_layer 2 is before first_layer 3"},
+    {"layers_beyond_model", "last_layer: 4", "last_layer: 6", "layers 5-6 do not exist (the model has 5 layers)"},
+    {"embedding_on_stage0", "embedding: true", "embedding: false", "stage 0 must hold the embedding"},
+    {"head_on_last_stage", "head: true", "head: false", "the last stage must hold the head"},
+    {"mtp_on_last_stage", "mtp: true", "mtp: false", "the last stage must hold the MTP block"},
+    {"rank_number", "ranks: [0, 1]", "ranks: [0, -1]", "ranks[1]: expected a rank number >= 0"},
+    {"rank_beyond_world", "ranks: [2, 3]", "ranks: [2, 7]", "ranks[1] = 7 is not a rank (world size 4)"},
+    {"rank_twice", "ranks: [2, 3]", "ranks: [2, 1]", "rank 1 is already in stage 0"},
+    {"rank_table_order", "{rank: 1,", "{rank: 5,", "ranks must be listed in order: expected 1"},
+    {"rank_node", "node: n1", "node: n9", "node \"n9\" is not in cluster.nodes"},
+    {"layer_experts_twice", "- layer: 4", "- layer: 4\n        experts: [\"0-7\", \"0-7\"]\n      - layer: 4",
+     "layer 4 listed twice"},
+    {"layer_experts_outside_stage", "- layer: 4", "- layer: 1", "layer_experts names layer 1, which is not in this stage"},
+    {"expert_map_lanes", "- \"0-3\"\n      - \"4-7\"", "- \"0-7\"", "experts lists 1 lanes, but the plan has 2 lanes"},
+    {"expert_ids", "\"0-3\"", "\"3-0\"", "descending range 3-0"},
+};
+
+INSTANTIATE_TEST_SUITE_P(Edits, PlanValidation, ::testing::ValuesIn(kPlanEdits),
+                         [](const auto& info) { return std::string(info.param.name); });
+
 }  // namespace
 }  // namespace flashline

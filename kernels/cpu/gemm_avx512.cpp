@@ -1,0 +1,732 @@
+// AVX-512 fast-mode GEMMs (F/BW/DQ/VL + BF16 dot products + VBMI byte permutes), compiled with
+// function-level target attributes so the library itself needs no -march flag.
+//
+// Scheme (see docs/performance.md):
+// - Weights are read as stored and decoded in registers to bf16 words: e2m1 nibbles with one
+//   16-bit permute (vpermw), e4m3 bytes with two 128-entry byte permutes (vpermi2b, low and high
+//   byte of the bf16 pattern) plus the sign bit. Every e2m1 and e4m3 value is exact in bf16, and
+//   so is every act_quant'ed activation (an e4m3 value).
+// - FP4 (e2m1, UE8M0 per 32): the 32-wide block dot is computed exactly. Activations enter as
+//   a = q * 2^9 (integers, |a| <= 448 * 512 = 229376) and weights as 2 * e2m1 (integers,
+//   |w| <= 12), so a product is an integer below 2^21.4. vdpbf16ps adds two products per fp32
+//   lane; two of them (4 products, < 1.2e7 < 2^24) are still exact, whatever the order or
+//   intermediate rounding of the instruction. Lanes are then converted to int32 and summed
+//   (|block| <= 32 * 229376 * 12 < 2^27), converted to fp32 once (the single rounding of the
+//   exact block dot), and the reference's operations follow unchanged: times s_x * 2^-10 (exact
+//   refolding of the 2^9 and 2 factors), times s_w, fp32 accumulation in K order. The result is
+//   bit-identical to exact mode.
+// - FP8 (e4m3, UE8M0 per 128x128): a product of two e4m3 values is exact in fp32 but a 128-wide
+//   block dot is not (exponent span up to 2^36), so the block dot is an fp32 sum in a fixed
+//   order: lane l of vdpbf16ps accumulates its pairs over the block's four 32-wide pieces, then
+//   the 16 lanes are added in a fixed tree. The block's scale and the K-order fp32 accumulation
+//   follow the reference.
+// - BF16 weights (fp32 result): each output is 16 fp32 lanes of vdpbf16ps accumulated over K in
+//   32-wide steps, then the same fixed 16-lane tree. Activation rows that are not bf16 values are
+//   split into three bf16 planes (hi + mid + lo, exact), each added in turn at every step.
+// - Batch invariance: every output element's arithmetic depends on K alone (and, for BF16, on
+//   whether its own activation row is bf16), never on the token count, the row tile, or the
+//   thread count. Weight rows are processed in tiles of 16; M > 1 decodes a tile once into a
+//   per-thread scratch and reuses it for every token.
+// GCC 12 reports its own _mm512_undefined_* helpers as uninitialised once inlined here.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <vector>
+
+#include "kernels/cpu/gemm_kernels.h"
+#include "kernels/cpu/threads.h"
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define FL_AVX512 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512bf16,avx512vbmi,fma")))
+#define FL_INLINE inline __attribute__((always_inline))
+
+namespace flashline::gemm_detail {
+namespace {
+
+constexpr int T = kRowTile;
+static_assert(T == 16, "the register transposes below assume 16-row tiles");
+
+uint16_t bf16_bits(float v) { return uint16_t(float_to_bits(v) >> 16); }
+
+// --- shared register helpers ---------------------------------------------------------------
+
+FL_AVX512 FL_INLINE __m512 dp(__m512 acc, __m512i w, __m512i x) {
+  return _mm512_dpbf16_ps(acc, (__m512bh)w, (__m512bh)x);
+}
+
+// bf16 rounding (nearest even, NaN -> quiet NaN), as bf16_round().
+FL_AVX512 FL_INLINE __m512 bf16_round16(__m512 v) {
+  const __m512i u = _mm512_castps_si512(v);
+  const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+  __m512i r = _mm512_add_epi32(_mm512_add_epi32(u, _mm512_set1_epi32(0x7FFF)), lsb);
+  r = _mm512_and_si512(r, _mm512_set1_epi32(int(0xFFFF0000u)));
+  r = _mm512_mask_mov_epi32(r, _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), _mm512_set1_epi32(0x7FC00000));
+  return _mm512_castsi512_ps(r);
+}
+
+// 16 UE8M0 bytes -> their values (e8m0_decode per lane).
+FL_AVX512 FL_INLINE __m512 e8m0_16(__m128i bytes) {
+  const __m512i e = _mm512_cvtepu8_epi32(bytes);
+  __m512i f = _mm512_slli_epi32(e, 23);
+  f = _mm512_mask_mov_epi32(f, _mm512_cmpeq_epi32_mask(e, _mm512_setzero_si512()), _mm512_set1_epi32(0x00400000));
+  f = _mm512_mask_mov_epi32(f, _mm512_cmpeq_epi32_mask(e, _mm512_set1_epi32(255)), _mm512_set1_epi32(0x7FC00000));
+  return _mm512_castsi512_ps(f);
+}
+
+// r[c] <- column c of the 16x16 matrix whose rows are r[0..15].
+FL_AVX512 FL_INLINE void transpose16(__m512* r) {
+  __m512 t[16], u[16];
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 4; ++i) {
+    const __m512d a = _mm512_castps_pd(t[4 * i]), b = _mm512_castps_pd(t[4 * i + 1]);
+    const __m512d c = _mm512_castps_pd(t[4 * i + 2]), d = _mm512_castps_pd(t[4 * i + 3]);
+    u[4 * i + 0] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+    u[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+    u[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+    u[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+  }
+  for (int j = 0; j < 4; ++j) {
+    const __m512 p = _mm512_shuffle_f32x4(u[j], u[4 + j], 0x44), q = _mm512_shuffle_f32x4(u[j], u[4 + j], 0xEE);
+    const __m512 p2 = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0x44);
+    const __m512 q2 = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0xEE);
+    r[j] = _mm512_shuffle_f32x4(p, p2, 0x88);
+    r[4 + j] = _mm512_shuffle_f32x4(p, p2, 0xDD);
+    r[8 + j] = _mm512_shuffle_f32x4(q, q2, 0x88);
+    r[12 + j] = _mm512_shuffle_f32x4(q, q2, 0xDD);
+  }
+}
+
+// Lane r of the result = the sum of the 16 lanes of p[r], in the same fixed tree for every r:
+// ((l0 + l2) + (l1 + l3)) within each 128-bit quarter, then (q0 + q1) + (q2 + q3).
+FL_AVX512 FL_INLINE __m512 tree16(const __m512* p) {
+  __m512 s[8], q[4];
+  for (int a = 0; a < 8; ++a)
+    s[a] = _mm512_add_ps(_mm512_unpacklo_ps(p[2 * a], p[2 * a + 1]), _mm512_unpackhi_ps(p[2 * a], p[2 * a + 1]));
+  for (int b = 0; b < 4; ++b) {
+    const __m512d x = _mm512_castps_pd(s[2 * b]), y = _mm512_castps_pd(s[2 * b + 1]);
+    q[b] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(x, y)), _mm512_castpd_ps(_mm512_unpackhi_pd(x, y)));
+  }
+  const __m512 v0 = _mm512_add_ps(_mm512_shuffle_f32x4(q[0], q[1], 0x88), _mm512_shuffle_f32x4(q[0], q[1], 0xDD));
+  const __m512 v1 = _mm512_add_ps(_mm512_shuffle_f32x4(q[2], q[3], 0x88), _mm512_shuffle_f32x4(q[2], q[3], 0xDD));
+  return _mm512_add_ps(_mm512_shuffle_f32x4(v0, v1, 0x88), _mm512_shuffle_f32x4(v0, v1, 0xDD));
+}
+
+FL_AVX512 FL_INLINE void store_rows(float* y, int nr, __m512 v) { _mm512_mask_storeu_ps(y, __mmask16((1u << nr) - 1), v); }
+
+// --- FP4 -----------------------------------------------------------------------------------
+// A 128-wide chunk of a weight row is 64 code bytes, read as 32 words j of four nibbles: inputs
+// 4j, 4j+1, 4j+2, 4j+3. Plane r (r = 0..3) of the chunk holds input 4j+r in word j; dot-product
+// lane L covers words 2L, 2L+1, so lanes 4b..4b+3 belong to the chunk's 32-wide block b (the
+// block in the 128-bit quarter b). Activations are stored in the same plane order.
+// Four chunks make a group of 16 blocks; after the in-quarter transpose-add, lane 4*(B%4)+B/4
+// holds block B of the group.
+
+FL_INLINE int fp4_lane_of_block(int b) { return 4 * (b & 3) + (b >> 2); }
+
+struct Fp4Act {
+  int k = 0, nchunk = 0, ngroup = 0;
+  std::vector<uint16_t> x;  // [m][k] bf16 of q * 2^9, plane order
+  std::vector<float> sxs;   // [m][ngroup][16] s_x * 2^-10 in lane order (0 for missing blocks)
+};
+
+Fp4Act fp4_prepare(const QuantizedRows& x) {
+  Fp4Act a;
+  a.k = x.k;
+  a.nchunk = x.k / 128;
+  a.ngroup = (a.nchunk + 3) / 4;
+  a.x.resize(std::size_t(x.m) * x.k);
+  a.sxs.assign(std::size_t(x.m) * a.ngroup * 16, 0.0f);
+  const int nb = x.k / 32;
+  for (int i = 0; i < x.m; ++i) {
+    const float* q = x.q.data() + std::size_t(i) * x.k;
+    uint16_t* d = a.x.data() + std::size_t(i) * x.k;
+    for (int c = 0; c < a.nchunk; ++c)
+      for (int r = 0; r < 4; ++r)
+        for (int j = 0; j < 32; ++j) d[c * 128 + r * 32 + j] = bf16_bits(q[c * 128 + 4 * j + r] * 512.0f);
+    float* s = a.sxs.data() + std::size_t(i) * a.ngroup * 16;
+    for (int b = 0; b < nb; ++b)
+      s[(b / 16) * 16 + fp4_lane_of_block(b % 16)] = x.s[std::size_t(i) * a.nchunk + b / 4] * 0x1p-10f;
+  }
+  return a;
+}
+
+const std::array<uint16_t, 32>& fp4_table() {
+  static const std::array<uint16_t, 32> t = [] {
+    std::array<uint16_t, 32> v{};
+    for (int i = 0; i < 32; ++i) v[i] = bf16_bits(2.0f * kE2M1Table[i & 15]);
+    return v;
+  }();
+  return t;
+}
+
+// Weight scales of one row for one group, in lane order.
+FL_AVX512 FL_INLINE __m512 fp4_group_scales(const uint8_t* ws, int nblk) {
+  const __m128i order = _mm_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+  const __m128i b = _mm_maskz_loadu_epi8(__mmask16((1u << nblk) - 1), ws);
+  return e8m0_16(_mm_shuffle_epi8(b, order));
+}
+
+FL_AVX512 FL_INLINE void fp4_decode_chunk(const uint8_t* c64, __m512i tbl, __m512i* w) {
+  const __m512i c = _mm512_loadu_si512(c64);
+  w[0] = _mm512_permutexvar_epi16(c, tbl);
+  w[1] = _mm512_permutexvar_epi16(_mm512_srli_epi16(c, 4), tbl);
+  w[2] = _mm512_permutexvar_epi16(_mm512_srli_epi16(c, 8), tbl);
+  w[3] = _mm512_permutexvar_epi16(_mm512_srli_epi16(c, 12), tbl);
+}
+
+// Exact block dots of one chunk: lanes 4b..4b+3 (int32) sum to block b's dot * 2^10.
+FL_AVX512 FL_INLINE __m512i fp4_chunk_dot(const __m512i* w, const uint16_t* xa) {
+  const __m512 z = _mm512_setzero_ps();
+  __m512 a = dp(z, w[0], _mm512_loadu_si512(xa));
+  a = dp(a, w[1], _mm512_loadu_si512(xa + 32));
+  __m512 b = dp(z, w[2], _mm512_loadu_si512(xa + 64));
+  b = dp(b, w[3], _mm512_loadu_si512(xa + 96));
+  return _mm512_add_epi32(_mm512_cvtps_epi32(a), _mm512_cvtps_epi32(b));
+}
+
+// In-quarter transpose-add: lane 4b+q = sum of quarter b of r[q].
+FL_AVX512 FL_INLINE __m512i fp4_tadd(const __m512i* r) {
+  const __m512i s01 = _mm512_add_epi32(_mm512_unpacklo_epi32(r[0], r[1]), _mm512_unpackhi_epi32(r[0], r[1]));
+  const __m512i s23 = _mm512_add_epi32(_mm512_unpacklo_epi32(r[2], r[3]), _mm512_unpackhi_epi32(r[2], r[3]));
+  return _mm512_add_epi32(_mm512_unpacklo_epi64(s01, s23), _mm512_unpackhi_epi64(s01, s23));
+}
+
+// One row, one group: the 16 scaled block values part * s_x * s_w in lane order. `src` is the
+// row's codes (kDecoded = false) or its decoded words (true) at the group start.
+template <bool kDecoded>
+FL_AVX512 FL_INLINE __m512 fp4_row_group(const void* src, int nq, const uint16_t* xa, __m512 sxs, __m512 sw,
+                                         __m512i tbl) {
+  __m512i r[4];
+  for (int q = 0; q < 4; ++q) {
+    if (q < nq) {
+      __m512i w[4];
+      if constexpr (kDecoded) {
+        const uint16_t* d = static_cast<const uint16_t*>(src) + q * 128;
+        for (int p = 0; p < 4; ++p) w[p] = _mm512_loadu_si512(d + 32 * p);
+      } else {
+        fp4_decode_chunk(static_cast<const uint8_t*>(src) + q * 64, tbl, w);
+      }
+      r[q] = fp4_chunk_dot(w, xa + q * 128);
+    } else {
+      r[q] = _mm512_setzero_si512();
+    }
+  }
+  return _mm512_mul_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(fp4_tadd(r)), sxs), sw);
+}
+
+// One token against one tile of rows. Decoded: `dec` holds [T][k] words and `sws` [T][ngroup*16]
+// scales; otherwise rows are decoded from `w` on the fly.
+template <bool kDecoded>
+FL_AVX512 void fp4_tile(const Fp4Weight& w, const Fp4Act& a, int i, int n0, int nr, const uint16_t* dec,
+                        const float* sws, float* y) {
+  const __m512i tbl = _mm512_loadu_si512(fp4_table().data());
+  const int k = a.k, nb = k / 32;
+  const uint16_t* xa = a.x.data() + std::size_t(i) * k;
+  __m512 acc = _mm512_setzero_ps();
+  for (int g = 0; g < a.ngroup; ++g) {
+    const int nq = std::min(4, a.nchunk - 4 * g), nblk = 4 * nq;
+    const __m512 sxs = _mm512_loadu_ps(a.sxs.data() + (std::size_t(i) * a.ngroup + g) * 16);
+    __m512 p[T];
+    for (int r = 0; r < T; ++r) {
+      if (r >= nr) {
+        p[r] = _mm512_setzero_ps();
+      } else if constexpr (kDecoded) {
+        const __m512 sw = _mm512_loadu_ps(sws + (std::size_t(r) * a.ngroup + g) * 16);
+        p[r] = fp4_row_group<true>(dec + std::size_t(r) * k + g * 512, nq, xa + g * 512, sxs, sw, tbl);
+      } else {
+        const std::size_t row = std::size_t(n0 + r);
+        const __m512 sw = fp4_group_scales(w.scales + row * nb + g * 16, nblk);
+        p[r] = fp4_row_group<false>(w.codes + row * (k / 2) + g * 256, nq, xa + g * 512, sxs, sw, tbl);
+      }
+    }
+    transpose16(p);
+    for (int b = 0; b < nblk; ++b) acc = _mm512_add_ps(acc, p[fp4_lane_of_block(b)]);
+  }
+  store_rows(y + n0, nr, bf16_round16(acc));
+}
+
+FL_AVX512 void fp4_decode_tile(const Fp4Weight& w, int ngroup, int n0, int nr, uint16_t* dec, float* sws) {
+  const __m512i tbl = _mm512_loadu_si512(fp4_table().data());
+  const int k = w.k, nb = k / 32, nchunk = k / 128;
+  for (int r = 0; r < nr; ++r) {
+    const std::size_t row = std::size_t(n0 + r);
+    for (int c = 0; c < nchunk; ++c) {
+      __m512i v[4];
+      fp4_decode_chunk(w.codes + row * (k / 2) + c * 64, tbl, v);
+      for (int p = 0; p < 4; ++p) _mm512_storeu_si512(dec + std::size_t(r) * k + c * 128 + 32 * p, v[p]);
+    }
+    for (int g = 0; g < ngroup; ++g)
+      _mm512_storeu_ps(sws + (std::size_t(r) * ngroup + g) * 16,
+                       fp4_group_scales(w.scales + row * nb + g * 16, std::min(16, nb - 16 * g)));
+  }
+}
+
+// FP4 with tokens in the lanes (M >= 8): lane t of an accumulator is token t of a group of 16,
+// and each weight pair (inputs 2p, 2p+1 of a row, one code byte) is broadcast to all lanes. A
+// lane adds at most 6 products (3 dot instructions, < 1.66e7 < 2^24) before it is converted to
+// int32, so block dots stay exact and no per-block lane reduction is needed.
+
+struct Fp4TokenAct {
+  int groups = 0, nb = 0;
+  std::vector<uint32_t> x;  // [group][k/2][16] bf16 pairs of q * 2^9
+  std::vector<float> sxs;   // [group][nb][16] s_x * 2^-10
+};
+
+Fp4TokenAct fp4_token_prepare(const QuantizedRows& x) {
+  Fp4TokenAct a;
+  const int k = x.k, kp = k / 2;
+  a.groups = (x.m + 15) / 16;
+  a.nb = k / 32;
+  a.x.assign(std::size_t(a.groups) * kp * 16, 0);
+  a.sxs.assign(std::size_t(a.groups) * a.nb * 16, 0.0f);
+  for (int i = 0; i < x.m; ++i) {
+    const int g = i / 16, t = i % 16;
+    const float* q = x.q.data() + std::size_t(i) * k;
+    uint32_t* d = a.x.data() + std::size_t(g) * kp * 16 + t;
+    for (int p = 0; p < kp; ++p)
+      d[std::size_t(p) * 16] = uint32_t(bf16_bits(q[2 * p] * 512.0f)) | uint32_t(bf16_bits(q[2 * p + 1] * 512.0f)) << 16;
+    float* s = a.sxs.data() + std::size_t(g) * a.nb * 16 + t;
+    for (int b = 0; b < a.nb; ++b) s[b * 16] = x.s[std::size_t(i) * (k / 128) + b / 4] * 0x1p-10f;
+  }
+  return a;
+}
+
+const std::array<uint32_t, 32>& fp4_pair_tables() {
+  static const std::array<uint32_t, 32> t = [] {
+    std::array<uint32_t, 32> v{};
+    for (int i = 0; i < 16; ++i) {
+      v[i] = bf16_bits(2.0f * kE2M1Table[i]);
+      v[16 + i] = v[i] << 16;
+    }
+    return v;
+  }();
+  return t;
+}
+
+// Rows of a tile as bf16 pairs (one dword per code byte) and their scales as floats.
+FL_AVX512 void fp4_decode_pairs(const Fp4Weight& w, int n0, int nr, uint32_t* wd, float* sw) {
+  const __m512i lo = _mm512_loadu_si512(fp4_pair_tables().data());
+  const __m512i hi = _mm512_loadu_si512(fp4_pair_tables().data() + 16);
+  const int kp = w.k / 2, nb = w.k / 32;
+  for (int r = 0; r < nr; ++r) {
+    const uint8_t* c = w.codes + std::size_t(n0 + r) * kp;
+    for (int p = 0; p < kp; p += 16) {
+      const __m512i x = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(c + p)));
+      const __m512i v = _mm512_or_si512(_mm512_permutexvar_epi32(x, lo),
+                                        _mm512_permutexvar_epi32(_mm512_srli_epi32(x, 4), hi));
+      _mm512_storeu_si512(wd + std::size_t(r) * kp + p, v);
+    }
+    for (int b = 0; b < nb; ++b) sw[std::size_t(r) * nb + b] = e8m0_decode(w.scales[std::size_t(n0 + r) * nb + b]);
+  }
+}
+
+// 4 rows x 16 tokens; out[r][t] = bf16 result.
+FL_AVX512 void fp4_token_rows(const uint32_t* const* wd, const float* const* sw, int nb, const uint32_t* xt,
+                              const float* sxs, float* out) {
+  constexpr int R = 4;
+  __m512 acc[R];
+  for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
+  for (int b = 0; b < nb; ++b) {
+    __m512i ia[R];
+    for (int p0 = 0; p0 < 16; p0 += 3) {
+      __m512 f[R];
+      for (int r = 0; r < R; ++r) f[r] = _mm512_setzero_ps();
+      for (int p = p0; p < std::min(p0 + 3, 16); ++p) {
+        const __m512i x = _mm512_loadu_si512(xt + (std::size_t(b) * 16 + p) * 16);
+        for (int r = 0; r < R; ++r) f[r] = dp(f[r], x, _mm512_set1_epi32(int(wd[r][b * 16 + p])));
+      }
+      for (int r = 0; r < R; ++r) {
+        const __m512i v = _mm512_cvtps_epi32(f[r]);
+        ia[r] = p0 == 0 ? v : _mm512_add_epi32(ia[r], v);
+      }
+    }
+    const __m512 s = _mm512_loadu_ps(sxs + std::size_t(b) * 16);
+    for (int r = 0; r < R; ++r)
+      acc[r] = _mm512_add_ps(acc[r], _mm512_mul_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(ia[r]), s), _mm512_set1_ps(sw[r][b])));
+  }
+  for (int r = 0; r < R; ++r) _mm512_storeu_ps(out + r * 16, bf16_round16(acc[r]));
+}
+
+// --- FP8 -----------------------------------------------------------------------------------
+// 64 codes -> two bf16 vectors: unpacking the low/high bytes interleaves each 128-bit quarter
+// q, so the first vector holds inputs 16q..16q+7 and the second 16q+8..16q+15 (word 8q+t).
+// Activations are stored in that order, per 64-wide chunk: 32 "low" words then 32 "high" words.
+
+struct Fp8Tables {
+  __m512i lo0, lo1, hi0, hi1;
+};
+
+const std::array<uint8_t, 256>& fp8_table_bytes() {
+  static const std::array<uint8_t, 256> t = [] {
+    std::array<uint8_t, 256> v{};
+    for (int c = 0; c < 128; ++c) {
+      const uint16_t b = bf16_bits(e4m3_table()[c]);
+      v[c] = uint8_t(b & 0xFF);
+      v[128 + c] = uint8_t(b >> 8);
+    }
+    return v;
+  }();
+  return t;
+}
+
+FL_AVX512 FL_INLINE Fp8Tables fp8_tables() {
+  const uint8_t* t = fp8_table_bytes().data();
+  return {_mm512_loadu_si512(t), _mm512_loadu_si512(t + 64), _mm512_loadu_si512(t + 128),
+          _mm512_loadu_si512(t + 192)};
+}
+
+FL_AVX512 FL_INLINE void fp8_decode64(const uint8_t* c64, const Fp8Tables& t, __m512i* w) {
+  const __m512i c = _mm512_loadu_si512(c64);
+  const __m512i lo = _mm512_permutex2var_epi8(t.lo0, c, t.lo1);
+  __m512i hi = _mm512_permutex2var_epi8(t.hi0, c, t.hi1);
+  hi = _mm512_ternarylogic_epi32(hi, c, _mm512_set1_epi8(char(0x80)), 0xF8);  // hi | (c & 0x80)
+  w[0] = _mm512_unpacklo_epi8(lo, hi);
+  w[1] = _mm512_unpackhi_epi8(lo, hi);
+}
+
+std::vector<uint16_t> fp8_prepare(const QuantizedRows& x) {
+  std::vector<uint16_t> d(std::size_t(x.m) * x.k);
+  for (int i = 0; i < x.m; ++i) {
+    const float* q = x.q.data() + std::size_t(i) * x.k;
+    uint16_t* o = d.data() + std::size_t(i) * x.k;
+    for (int c = 0; c < x.k; c += 64)
+      for (int qq = 0; qq < 4; ++qq)
+        for (int t = 0; t < 8; ++t) {
+          o[c + 8 * qq + t] = bf16_bits(q[c + 16 * qq + t]);
+          o[c + 32 + 8 * qq + t] = bf16_bits(q[c + 16 * qq + 8 + t]);
+        }
+  }
+  return d;
+}
+
+// fp32 partial sums (16 lanes) of one 128-wide block of one row.
+FL_AVX512 FL_INLINE __m512 fp8_block(const __m512i* w, const __m512i* x) {
+  __m512 a = dp(_mm512_setzero_ps(), w[0], x[0]);
+  a = dp(a, w[1], x[1]);
+  a = dp(a, w[2], x[2]);
+  return dp(a, w[3], x[3]);
+}
+
+template <bool kDecoded>
+FL_AVX512 void fp8_tile(const Fp8Weight& w, const QuantizedRows& xq, const uint16_t* xa_all, int i, int n0, int nr,
+                        const uint16_t* dec, float* y) {
+  const Fp8Tables tb = fp8_tables();
+  const int k = w.k, nb = k / 128;
+  const uint16_t* xa = xa_all + std::size_t(i) * k;
+  const float* sx = xq.s.data() + std::size_t(i) * nb;
+  const uint8_t* ws = w.scales + std::size_t(n0 / 128) * nb;
+  __m512 acc = _mm512_setzero_ps();
+  for (int b = 0; b < nb; ++b) {
+    __m512i x[4];
+    for (int p = 0; p < 4; ++p) x[p] = _mm512_loadu_si512(xa + b * 128 + 32 * p);
+    __m512 p[T];
+    for (int r = 0; r < T; ++r) {
+      if (r >= nr) {
+        p[r] = _mm512_setzero_ps();
+        continue;
+      }
+      __m512i wv[4];
+      if constexpr (kDecoded) {
+        const uint16_t* d = dec + std::size_t(r) * k + b * 128;
+        for (int q = 0; q < 4; ++q) wv[q] = _mm512_loadu_si512(d + 32 * q);
+      } else {
+        const uint8_t* c = w.codes + std::size_t(n0 + r) * k + b * 128;
+        fp8_decode64(c, tb, wv);
+        fp8_decode64(c + 64, tb, wv + 2);
+      }
+      p[r] = fp8_block(wv, x);
+    }
+    const float f = sx[b] * e8m0_decode(ws[b]);
+    acc = _mm512_add_ps(acc, _mm512_mul_ps(tree16(p), _mm512_set1_ps(f)));
+  }
+  store_rows(y + n0, nr, bf16_round16(acc));
+}
+
+FL_AVX512 void fp8_decode_tile(const Fp8Weight& w, int n0, int nr, uint16_t* dec) {
+  const Fp8Tables tb = fp8_tables();
+  const int k = w.k;
+  for (int r = 0; r < nr; ++r)
+    for (int c = 0; c < k; c += 64) {
+      __m512i v[2];
+      fp8_decode64(w.codes + std::size_t(n0 + r) * k + c, tb, v);
+      _mm512_storeu_si512(dec + std::size_t(r) * k + c, v[0]);
+      _mm512_storeu_si512(dec + std::size_t(r) * k + c + 32, v[1]);
+    }
+}
+
+// FP8 with tokens in the lanes (M >= 8). Every output element repeats, operation for operation,
+// what the row-lane kernel above does for it: accumulator l (one per dot-product lane of that
+// kernel, now a vector over 16 tokens) takes the same weight pair and activation pair of each of
+// the block's four 32-wide pieces in the same order, and the 16 accumulators are added in
+// tree16's order. So a token's result does not depend on which kernel the batch size selects.
+
+struct Fp8TokenAct {
+  int groups = 0;
+  std::vector<uint32_t> x;  // [group][k/2][16]: pair d of the row-lane activation layout
+  std::vector<float> sx;    // [group][nb][16]
+};
+
+Fp8TokenAct fp8_token_prepare(const QuantizedRows& x, const std::vector<uint16_t>& xa) {
+  Fp8TokenAct a;
+  const int kp = x.k / 2, nb = x.k / 128;
+  a.groups = (x.m + 15) / 16;
+  a.x.assign(std::size_t(a.groups) * kp * 16, 0);
+  a.sx.assign(std::size_t(a.groups) * nb * 16, 0.0f);
+  for (int i = 0; i < x.m; ++i) {
+    const int g = i / 16, t = i % 16;
+    const uint16_t* src = xa.data() + std::size_t(i) * x.k;
+    uint32_t* d = a.x.data() + std::size_t(g) * kp * 16 + t;
+    for (int p = 0; p < kp; ++p) d[std::size_t(p) * 16] = uint32_t(src[2 * p]) | uint32_t(src[2 * p + 1]) << 16;
+    for (int b = 0; b < nb; ++b) a.sx[(std::size_t(g) * nb + b) * 16 + t] = x.s[std::size_t(i) * nb + b];
+  }
+  return a;
+}
+
+// Two rows x 16 tokens; out[r][t].
+FL_AVX512 void fp8_token_rows(const uint32_t* const* wd, const uint8_t* ws, int nb, const uint32_t* xt,
+                              const float* sx, float* out) {
+  constexpr int R = 2;
+  __m512 acc[R];
+  for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
+  for (int b = 0; b < nb; ++b) {
+    __m512 lane[R][16];
+    for (int h = 0; h < 2; ++h) {
+      __m512 a[R][8];
+      for (int r = 0; r < R; ++r)
+        for (int l = 0; l < 8; ++l) a[r][l] = _mm512_setzero_ps();
+      for (int c = 0; c < 4; ++c)
+        for (int l = 0; l < 8; ++l) {
+          const int d = b * 64 + c * 16 + 8 * h + l;
+          const __m512i x = _mm512_loadu_si512(xt + std::size_t(d) * 16);
+          for (int r = 0; r < R; ++r) a[r][l] = dp(a[r][l], _mm512_set1_epi32(int(wd[r][d])), x);
+        }
+      for (int r = 0; r < R; ++r)
+        for (int l = 0; l < 8; ++l) lane[r][8 * h + l] = a[r][l];
+    }
+    const __m512 f = _mm512_mul_ps(_mm512_loadu_ps(sx + std::size_t(b) * 16), _mm512_set1_ps(e8m0_decode(ws[b])));
+    for (int r = 0; r < R; ++r) {
+      const __m512* v = lane[r];
+      __m512 q[4];
+      for (int L = 0; L < 4; ++L)
+        q[L] = _mm512_add_ps(_mm512_add_ps(v[4 * L], v[4 * L + 2]), _mm512_add_ps(v[4 * L + 1], v[4 * L + 3]));
+      const __m512 part = _mm512_add_ps(_mm512_add_ps(q[0], q[1]), _mm512_add_ps(q[2], q[3]));
+      acc[r] = _mm512_add_ps(acc[r], _mm512_mul_ps(part, f));
+    }
+  }
+  for (int r = 0; r < R; ++r) _mm512_storeu_ps(out + r * 16, bf16_round16(acc[r]));
+}
+
+// --- BF16 weights --------------------------------------------------------------------------
+// Activation rows as bf16 planes, padded to a multiple of 32 with zeros: [chunk][plane][32].
+struct Bf16Act {
+  int kp = 0;
+  std::vector<std::vector<uint16_t>> rows;
+  std::vector<int> planes;  // 1 or 3 per row
+};
+
+Bf16Act bf16_prepare(const float* x, int m, int k) {
+  Bf16Act a;
+  a.kp = (k + 31) / 32 * 32;
+  a.rows.resize(m);
+  a.planes.resize(m);
+  for (int i = 0; i < m; ++i) {
+    const float* xi = x + std::size_t(i) * k;
+    bool exact = true;
+    for (int t = 0; t < k; ++t) exact = exact && (float_to_bits(xi[t]) & 0xFFFFu) == 0;
+    const int P = exact ? 1 : 3;
+    a.planes[i] = P;
+    auto& d = a.rows[i];
+    d.assign(std::size_t(a.kp) * P, 0);
+    for (int t = 0; t < k; ++t) {
+      const std::size_t at = std::size_t(t / 32) * 32 * P + t % 32;
+      const float hi = bits_to_float(float_to_bits(xi[t]) & 0xFFFF0000u);
+      d[at] = bf16_bits(hi);
+      if (P == 3) {
+        const float r = xi[t] - hi;  // exact
+        const float mid = bits_to_float(float_to_bits(r) & 0xFFFF0000u);
+        d[at + 32] = bf16_bits(mid);
+        d[at + 64] = bf16_bits(r - mid);  // exact, at most 8 significant bits
+      }
+    }
+  }
+  return a;
+}
+
+// R rows x NT tokens of one tile; out[t][r] receives the 16 lane sums of row r for token t.
+template <int P, int R, int NT>
+FL_AVX512 FL_INLINE void bf16_block(const uint16_t* const* wrow, int k, const uint16_t* const* xt, __m512* out) {
+  __m512 acc[R][NT];
+  for (int r = 0; r < R; ++r)
+    for (int t = 0; t < NT; ++t) acc[r][t] = _mm512_setzero_ps();
+  const int nc = (k + 31) / 32;
+  for (int c = 0; c < nc; ++c) {
+    const __mmask32 m = c * 32 + 32 <= k ? ~__mmask32(0) : __mmask32((1u << (k - c * 32)) - 1);
+    __m512i wv[R];
+    for (int r = 0; r < R; ++r) wv[r] = _mm512_maskz_loadu_epi16(m, wrow[r] + c * 32);
+    for (int t = 0; t < NT; ++t)
+      for (int p = 0; p < P; ++p) {
+        const __m512i xv = _mm512_loadu_si512(xt[t] + (std::size_t(c) * P + p) * 32);
+        for (int r = 0; r < R; ++r) acc[r][t] = dp(acc[r][t], wv[r], xv);
+      }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int t = 0; t < NT; ++t) out[t * T + r] = acc[r][t];
+}
+
+template <int P, int NT>
+FL_AVX512 void bf16_tile(const uint16_t* w, int k, int n0, int nr, const Bf16Act& a, const int* tok, float* y, int n) {
+  constexpr int R = NT == 1 ? 8 : 4;
+  __m512 res[NT * T];
+  const uint16_t* xt[NT];
+  for (int t = 0; t < NT; ++t) xt[t] = a.rows[tok[t]].data();
+  for (int r0 = 0; r0 < T; r0 += R) {
+    const uint16_t* wrow[R];
+    for (int r = 0; r < R; ++r) wrow[r] = w + std::size_t(n0 + (r0 + r < nr ? r0 + r : 0)) * k;
+    bf16_block<P, R, NT>(wrow, k, xt, res + r0);
+  }
+  for (int t = 0; t < NT; ++t) store_rows(y + std::size_t(tok[t]) * n + n0, nr, tree16(res + t * T));
+}
+
+template <typename F>
+void for_each_tile(int n, F&& f) {
+  const int tiles = (n + T - 1) / T;
+#pragma omp parallel for num_threads(kernel_threads()) schedule(static)
+  for (int t = 0; t < tiles; ++t) f(t * T, std::min(T, n - t * T));
+}
+
+}  // namespace
+
+void fp4_avx512(const QuantizedRows& x, const Fp4Weight& w, float* y) {
+  if (x.m >= 8) {
+    const Fp4TokenAct a = fp4_token_prepare(x);
+    const int kp = w.k / 2, nb = w.k / 32;
+#pragma omp parallel num_threads(kernel_threads())
+    {
+      std::vector<uint32_t> wd(std::size_t(T) * kp);
+      std::vector<float> sw(std::size_t(T) * nb), out(T * 16);
+      const int tiles = (w.n + T - 1) / T;
+#pragma omp for schedule(static)
+      for (int t = 0; t < tiles; ++t) {
+        const int n0 = t * T, nr = std::min(T, w.n - n0);
+        fp4_decode_pairs(w, n0, nr, wd.data(), sw.data());
+        for (int g = 0; g < a.groups; ++g) {
+          const uint32_t* xt = a.x.data() + std::size_t(g) * kp * 16;
+          const float* sxs = a.sxs.data() + std::size_t(g) * nb * 16;
+          for (int r0 = 0; r0 < nr; r0 += 4) {
+            const uint32_t* wr[4];
+            const float* sr[4];
+            for (int r = 0; r < 4; ++r) {
+              const int row = r0 + r < nr ? r0 + r : r0;
+              wr[r] = wd.data() + std::size_t(row) * kp;
+              sr[r] = sw.data() + std::size_t(row) * nb;
+            }
+            fp4_token_rows(wr, sr, nb, xt, sxs, out.data() + r0 * 16);
+          }
+          const int tokens = std::min(16, x.m - g * 16);
+          for (int tk = 0; tk < tokens; ++tk)
+            for (int r = 0; r < nr; ++r) y[std::size_t(g * 16 + tk) * w.n + n0 + r] = out[r * 16 + tk];
+        }
+      }
+    }
+    return;
+  }
+  const Fp4Act a = fp4_prepare(x);
+  if (x.m == 1) {
+    for_each_tile(w.n, [&](int n0, int nr) { fp4_tile<false>(w, a, 0, n0, nr, nullptr, nullptr, y); });
+    return;
+  }
+#pragma omp parallel num_threads(kernel_threads())
+  {
+    std::vector<uint16_t> dec(std::size_t(T) * w.k);
+    std::vector<float> sws(std::size_t(T) * a.ngroup * 16);
+    const int tiles = (w.n + T - 1) / T;
+#pragma omp for schedule(static)
+    for (int t = 0; t < tiles; ++t) {
+      const int n0 = t * T, nr = std::min(T, w.n - n0);
+      fp4_decode_tile(w, a.ngroup, n0, nr, dec.data(), sws.data());
+      for (int i = 0; i < x.m; ++i) fp4_tile<true>(w, a, i, n0, nr, dec.data(), sws.data(), y + std::size_t(i) * w.n);
+    }
+  }
+}
+
+void fp8_avx512(const QuantizedRows& x, const Fp8Weight& w, float* y) {
+  const std::vector<uint16_t> xa = fp8_prepare(x);
+  if (x.m >= 8) {
+    const Fp8TokenAct a = fp8_token_prepare(x, xa);
+    const int kp = w.k / 2, nb = w.k / 128;
+#pragma omp parallel num_threads(kernel_threads())
+    {
+      std::vector<uint16_t> dec(std::size_t(T) * w.k);
+      std::vector<float> out(T * 16);
+      const int tiles = (w.n + T - 1) / T;
+#pragma omp for schedule(static)
+      for (int t = 0; t < tiles; ++t) {
+        const int n0 = t * T, nr = std::min(T, w.n - n0);
+        fp8_decode_tile(w, n0, nr, dec.data());
+        const uint8_t* ws = w.scales + std::size_t(n0 / 128) * nb;
+        for (int g = 0; g < a.groups; ++g) {
+          for (int r0 = 0; r0 < nr; r0 += 2) {
+            const uint32_t* wr[2];
+            for (int r = 0; r < 2; ++r)
+              wr[r] = reinterpret_cast<const uint32_t*>(dec.data() + std::size_t(r0 + r < nr ? r0 + r : r0) * w.k);
+            fp8_token_rows(wr, ws, nb, a.x.data() + std::size_t(g) * kp * 16, a.sx.data() + std::size_t(g) * nb * 16,
+                           out.data() + r0 * 16);
+          }
+          const int tokens = std::min(16, x.m - g * 16);
+          for (int tk = 0; tk < tokens; ++tk)
+            for (int r = 0; r < nr; ++r) y[std::size_t(g * 16 + tk) * w.n + n0 + r] = out[r * 16 + tk];
+        }
+      }
+    }
+    return;
+  }
+  if (x.m == 1) {
+    for_each_tile(w.n, [&](int n0, int nr) { fp8_tile<false>(w, x, xa.data(), 0, n0, nr, nullptr, y); });
+    return;
+  }
+#pragma omp parallel num_threads(kernel_threads())
+  {
+    std::vector<uint16_t> dec(std::size_t(T) * w.k);
+    const int tiles = (w.n + T - 1) / T;
+#pragma omp for schedule(static)
+    for (int t = 0; t < tiles; ++t) {
+      const int n0 = t * T, nr = std::min(T, w.n - n0);
+      fp8_decode_tile(w, n0, nr, dec.data());
+      for (int i = 0; i < x.m; ++i) fp8_tile<true>(w, x, xa.data(), i, n0, nr, dec.data(), y + std::size_t(i) * w.n);
+    }
+  }
+}
+
+void bf16_avx512(const float* x, int m, int k, const uint16_t* w, int n, float* y) {
+  const Bf16Act a = bf16_prepare(x, m, k);
+  std::vector<int> by_planes[2];
+  for (int i = 0; i < m; ++i) by_planes[a.planes[i] == 3].push_back(i);
+  for_each_tile(n, [&](int n0, int nr) {
+    for (int cls = 0; cls < 2; ++cls) {
+      const std::vector<int>& toks = by_planes[cls];
+      std::size_t t = 0;
+      for (; t + 2 <= toks.size(); t += 2)
+        cls ? bf16_tile<3, 2>(w, k, n0, nr, a, &toks[t], y, n) : bf16_tile<1, 2>(w, k, n0, nr, a, &toks[t], y, n);
+      if (t < toks.size())
+        cls ? bf16_tile<3, 1>(w, k, n0, nr, a, &toks[t], y, n) : bf16_tile<1, 1>(w, k, n0, nr, a, &toks[t], y, n);
+    }
+  });
+}
+
+}  // namespace flashline::gemm_detail
+
+#else
+// Not an x86-64 GCC/Clang build: the dispatcher never selects these.
+namespace flashline::gemm_detail {
+void fp4_avx512(const QuantizedRows& x, const Fp4Weight& w, float* y) { fp4_portable(x, w, y); }
+void fp8_avx512(const QuantizedRows& x, const Fp8Weight& w, float* y) { fp8_portable(x, w, y); }
+void bf16_avx512(const float* x, int m, int k, const uint16_t* w, int n, float* y) { bf16_portable(x, m, k, w, n, y); }
+}  // namespace flashline::gemm_detail
+#endif

@@ -1,0 +1,19 @@
+#include "kernels/cpu/threads.h"
+
+#include <omp.h>
+
+#include <atomic>
+
+namespace flashline {
+namespace {
+std::atomic<int> g_threads{0};
+}  // namespace
+
+void set_kernel_threads(int n) { g_threads.store(n > 0 ? n : 0, std::memory_order_relaxed); }
+
+int kernel_threads() {
+  const int n = g_threads.load(std::memory_order_relaxed);
+  return n > 0 ? n : omp_get_max_threads();
+}
+
+}  // namespace flashline

@@ -1,0 +1,369 @@
+// Fast-mode quantised and bf16 GEMMs on every instruction-set path this CPU runs (lower ones
+// forced with set_isa): FP4 bit-identical to exact mode (its block dots are exact), FP8 and BF16
+// within the fp32 accumulation bound, all of them batch-invariant (a token's output bit-identical
+// alone and inside larger batches, at 1, 2 and 3 threads).
+#include <gtest/gtest.h>
+#include <omp.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "kernels/cpu/gemm.h"
+#include "kernels/cpu/isa.h"
+
+namespace flashline {
+namespace {
+
+constexpr double kU = 1.0 / (1 << 24);
+double gamma_n(int n) { return n * kU / (1 - n * kU); }
+double bf16_ulp(double v) { return std::ldexp(1.0, std::ilogb(std::max(std::abs(v), 1e-30)) - 7); }
+
+std::vector<Isa> isas() {
+  std::vector<Isa> v;
+  for (Isa i : {Isa::Avx512, Isa::Avx2, Isa::Portable})
+    if (i <= detected_isa()) v.push_back(i);
+  return v;
+}
+
+// Forces an instruction-set level for a scope.
+struct IsaScope {
+  Isa saved = active_isa();
+  explicit IsaScope(Isa isa) { set_isa(isa); }
+  ~IsaScope() { set_isa(saved); }
+};
+
+struct Rng {
+  std::mt19937 g{99};
+  float normal(float sd = 1.0f) { return std::normal_distribution<float>(0.0f, sd)(g); }
+  int uniform(int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(g); }
+  std::vector<float> bf16_vector(std::size_t n, float sd = 1.0f) {
+    std::vector<float> v(n);
+    for (auto& x : v) x = bf16_round(normal(sd));
+    return v;
+  }
+  std::vector<uint8_t> bytes(std::size_t n, int lo, int hi) {
+    std::vector<uint8_t> v(n);
+    for (auto& b : v) b = uint8_t(uniform(lo, hi));
+    return v;
+  }
+};
+
+bool same_bits(float a, float b) { return float_to_bits(a) == float_to_bits(b); }
+
+// Activation rows whose act_quant hits the extremes: per 128 block one value at +-448 (scale 1
+// after quantisation), the rest e4m3 subnormals, zeros, +-448 and random grid values.
+std::vector<float> adversarial_rows(Rng& r, int m, int k) {
+  std::vector<float> x(std::size_t(m) * k);
+  const float* t = e4m3_table();
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    switch (r.uniform(0, 5)) {
+      case 0: x[i] = 0.0f; break;
+      case 1: x[i] = r.uniform(0, 1) ? 448.0f : -448.0f; break;
+      case 2: x[i] = t[r.uniform(1, 7)] * (r.uniform(0, 1) ? 1.0f : -1.0f); break;  // e4m3 subnormals
+      default: x[i] = t[r.uniform(0, 0x7E)] * (r.uniform(0, 1) ? 1.0f : -1.0f);
+    }
+    if (i % 128 == 0) x[i] = 448.0f;
+  }
+  return x;
+}
+
+struct Fp4Case {
+  std::vector<uint8_t> codes, scales;
+  Fp4Weight w() const { return {codes.data(), scales.data(), n, k}; }
+  int n, k;
+};
+
+// --- FP4: fast == exact, bit for bit ---------------------------------------------------------
+
+void expect_fp4_identical(const QuantizedRows& xq, const Fp4Weight& w, const std::string& what) {
+  std::vector<float> ye(std::size_t(xq.m) * w.n), yf(ye.size(), -1.0f);
+  gemm_fp4(xq, w, ye.data(), Numerics::Exact);
+  for (Isa isa : isas()) {
+    IsaScope scope(isa);
+    std::fill(yf.begin(), yf.end(), -1.0f);
+    gemm_fp4(xq, w, yf.data(), Numerics::Fast);
+    int bad = 0;
+    for (std::size_t i = 0; i < ye.size(); ++i)
+      if (!same_bits(ye[i], yf[i]) && bad++ < 5)
+        ADD_FAILURE() << what << " isa " << isa_name(isa) << " element " << i << ": exact " << ye[i] << " fast " << yf[i];
+    EXPECT_EQ(bad, 0) << what << " isa " << isa_name(isa);
+  }
+}
+
+TEST(GemmFast, Fp4RandomEqualsExact) {
+  Rng r;
+  for (auto [m, n, k] : {std::tuple{1, 37, 128}, {3, 130, 384}, {5, 64, 640}, {17, 33, 2048}, {2, 16, 4096}}) {
+    auto x = r.bf16_vector(std::size_t(m) * k, 3.0f);
+    auto xq = quantize_rows(x.data(), m, k);
+    Fp4Case c{r.bytes(std::size_t(n) * k / 2, 0, 255), r.bytes(std::size_t(n) * k / 32, 110, 135), n, k};
+    expect_fp4_identical(xq, c.w(), "random m=" + std::to_string(m) + " n=" + std::to_string(n) + " k=" + std::to_string(k));
+  }
+}
+
+TEST(GemmFast, Fp4AdversarialEqualsExact) {
+  Rng r;
+  const int m = 4, n = 35, k = 512;
+  auto x = adversarial_rows(r, m, k);
+  auto xq = quantize_rows(x.data(), m, k);
+  // max codes everywhere (+6 / -6): the largest block dots the integer path must hold
+  Fp4Case big{std::vector<uint8_t>(std::size_t(n) * k / 2, 0x77), std::vector<uint8_t>(std::size_t(n) * k / 32, 127), n, k};
+  for (std::size_t i = 0; i < big.codes.size(); i += 3) big.codes[i] = 0xFF;
+  expect_fp4_identical(xq, big.w(), "max codes");
+  auto ones = std::vector<float>(std::size_t(m) * k, 448.0f);
+  expect_fp4_identical(quantize_rows(ones.data(), m, k), big.w(), "all 448 x all 6");
+  // zeros: zero codes, zero activations
+  Fp4Case zero{std::vector<uint8_t>(std::size_t(n) * k / 2, 0), std::vector<uint8_t>(std::size_t(n) * k / 32, 127), n, k};
+  expect_fp4_identical(xq, zero.w(), "zero weights");
+  auto zx = std::vector<float>(std::size_t(m) * k, 0.0f);
+  expect_fp4_identical(quantize_rows(zx.data(), m, k), big.w(), "zero activations");
+  // subnormal and tiny scales (e8m0 bytes 0..3), huge scales (up to 254, overflow to inf)
+  Fp4Case tiny{r.bytes(std::size_t(n) * k / 2, 0, 255), r.bytes(std::size_t(n) * k / 32, 0, 3), n, k};
+  expect_fp4_identical(xq, tiny.w(), "subnormal scales");
+  auto xs = r.bf16_vector(std::size_t(m) * k, 1e-30f);
+  expect_fp4_identical(quantize_rows(xs.data(), m, k), tiny.w(), "tiny activations, subnormal scales");
+  Fp4Case huge{r.bytes(std::size_t(n) * k / 2, 0, 255), r.bytes(std::size_t(n) * k / 32, 240, 254), n, k};
+  auto xl = r.bf16_vector(std::size_t(m) * k, 1e30f);
+  expect_fp4_identical(quantize_rows(xl.data(), m, k), huge.w(), "huge activations, huge scales");
+}
+
+TEST(GemmFast, Fp4NonFiniteRowsMatchExact) {
+  Rng r;
+  const int m = 3, n = 20, k = 256;
+  auto x = r.bf16_vector(std::size_t(m) * k);
+  x[k + 5] = std::nanf("");
+  auto xq = quantize_rows(x.data(), m, k);
+  Fp4Case c{r.bytes(std::size_t(n) * k / 2, 0, 255), r.bytes(std::size_t(n) * k / 32, 120, 130), n, k};
+  expect_fp4_identical(xq, c.w(), "NaN row");
+}
+
+// --- FP8: within the fp32 accumulation bound ---------------------------------------------
+
+void expect_fp8_within_bound(const QuantizedRows& xq, const Fp8Weight& w, const std::string& what) {
+  const int m = xq.m, n = w.n, k = w.k, nb = k / 128;
+  std::vector<float> ye(std::size_t(m) * n), yf(ye.size());
+  gemm_fp8(xq, w, ye.data(), Numerics::Exact);
+  const auto deq = dequantize_fp8(w);
+  for (Isa isa : isas()) {
+    IsaScope scope(isa);
+    gemm_fp8(xq, w, yf.data(), Numerics::Fast);
+    int bad = 0;
+    for (int i = 0; i < m; ++i)
+      for (int j = 0; j < n; ++j) {
+        double abs_sum = 0;
+        for (int t = 0; t < k; ++t)
+          abs_sum += std::abs(double(xq.q[std::size_t(i) * k + t]) * xq.s[std::size_t(i) * nb + t / 128] * deq[std::size_t(j) * k + t]);
+        const double e = ye[std::size_t(i) * n + j], f = yf[std::size_t(i) * n + j];
+        const double bound = 2 * gamma_n(128) * abs_sum + bf16_ulp(e) + nb * 0x1p-149;
+        if (!(std::abs(e - f) <= bound) && bad++ < 5)
+          ADD_FAILURE() << what << " isa " << isa_name(isa) << " (" << i << "," << j << "): exact " << e << " fast " << f;
+      }
+    EXPECT_EQ(bad, 0) << what << " isa " << isa_name(isa);
+  }
+}
+
+TEST(GemmFast, Fp8RandomWithinBound) {
+  Rng r;
+  for (auto [m, n, k] : {std::tuple{1, 37, 128}, {3, 130, 384}, {17, 48, 1024}, {2, 257, 512}}) {
+    auto x = r.bf16_vector(std::size_t(m) * k, 3.0f);
+    auto xq = quantize_rows(x.data(), m, k);
+    auto codes = r.bytes(std::size_t(n) * k, 0, 0x7E);
+    for (std::size_t i = 0; i < codes.size(); i += 2) codes[i] |= 0x80;
+    auto scales = r.bytes(std::size_t((n + 127) / 128) * (k / 128), 115, 130);
+    expect_fp8_within_bound(xq, {codes.data(), scales.data(), n, k},
+                            "random m=" + std::to_string(m) + " n=" + std::to_string(n) + " k=" + std::to_string(k));
+  }
+}
+
+TEST(GemmFast, Fp8AdversarialWithinBound) {
+  Rng r;
+  const int m = 3, n = 40, k = 512;
+  auto x = adversarial_rows(r, m, k);
+  auto xq = quantize_rows(x.data(), m, k);
+  std::vector<uint8_t> codes(std::size_t(n) * k);
+  for (auto& c : codes) {
+    const int kind = r.uniform(0, 3);
+    c = kind == 0 ? 0x7E : kind == 1 ? uint8_t(r.uniform(0, 7)) : uint8_t(r.uniform(0, 0x7E));  // 448, subnormals
+    if (r.uniform(0, 1)) c |= 0x80;
+  }
+  auto scales = r.bytes(std::size_t((n + 127) / 128) * (k / 128), 120, 127);
+  expect_fp8_within_bound(xq, {codes.data(), scales.data(), n, k}, "extreme codes");
+  auto tiny = r.bytes(scales.size(), 0, 3);
+  expect_fp8_within_bound(xq, {codes.data(), tiny.data(), n, k}, "subnormal scales");
+  std::vector<uint8_t> zeros(codes.size(), 0);
+  expect_fp8_within_bound(xq, {zeros.data(), scales.data(), n, k}, "zero weights");
+}
+
+// --- BF16 weights: within the fp32 accumulation bound ------------------------------------
+
+TEST(GemmFast, Bf16WithinBound) {
+  Rng r;
+  for (auto [m, n, k, exact_rows] :
+       {std::tuple{1, 37, 1024, true}, {3, 40, 1000, true}, {4, 33, 96, false}, {5, 130, 4096, false}, {2, 17, 7, true}}) {
+    std::vector<float> x(std::size_t(m) * k);
+    for (auto& v : x) v = exact_rows ? bf16_round(r.normal()) : r.normal();
+    std::vector<uint16_t> w(std::size_t(n) * k);
+    std::vector<float> wf(w.size());
+    for (std::size_t i = 0; i < w.size(); ++i) {
+      w[i] = float_to_bf16_bits(r.normal(0.05f));
+      wf[i] = bf16_to_float(w[i]);
+    }
+    std::vector<float> ye(std::size_t(m) * n), yf(ye.size());
+    gemm_f32(x.data(), m, k, w.data(), n, ye.data(), Numerics::Exact);
+    for (Isa isa : isas()) {
+      IsaScope scope(isa);
+      gemm_f32(x.data(), m, k, w.data(), n, yf.data(), Numerics::Fast);
+      for (int i = 0; i < m; ++i)
+        for (int j = 0; j < n; ++j) {
+          double abs_sum = 0;
+          for (int t = 0; t < k; ++t) abs_sum += std::abs(double(x[std::size_t(i) * k + t]) * wf[std::size_t(j) * k + t]);
+          const double e = ye[std::size_t(i) * n + j], f = yf[std::size_t(i) * n + j];
+          EXPECT_LE(std::abs(e - f), gamma_n(3 * k) * abs_sum + kU * std::abs(e))
+              << isa_name(isa) << " m=" << m << " k=" << k << " (" << i << "," << j << ")";
+        }
+    }
+  }
+}
+
+// --- the AVX2 and portable builds of one body give identical results -----------------------
+
+TEST(GemmFast, Avx2EqualsPortable) {
+  if (detected_isa() < Isa::Avx2) GTEST_SKIP() << "CPU without AVX2";
+  Rng r;
+  const int m = 3, n = 21, k = 384;
+  auto x = r.bf16_vector(std::size_t(m) * k, 2.0f);
+  auto xq = quantize_rows(x.data(), m, k);
+  auto codes = r.bytes(std::size_t(n) * k, 0, 0x7E);
+  auto scales = r.bytes(std::size_t((n + 127) / 128) * (k / 128), 118, 130);
+  std::vector<uint16_t> wb(std::size_t(n) * k);
+  for (auto& v : wb) v = float_to_bf16_bits(r.normal());
+  std::vector<float> a(std::size_t(m) * n), b(a.size()), c(a.size()), d(a.size());
+  {
+    IsaScope s(Isa::Avx2);
+    gemm_fp8(xq, {codes.data(), scales.data(), n, k}, a.data(), Numerics::Fast);
+    gemm_f32(x.data(), m, k, wb.data(), n, c.data(), Numerics::Fast);
+  }
+  {
+    IsaScope s(Isa::Portable);
+    gemm_fp8(xq, {codes.data(), scales.data(), n, k}, b.data(), Numerics::Fast);
+    gemm_f32(x.data(), m, k, wb.data(), n, d.data(), Numerics::Fast);
+  }
+  EXPECT_EQ(0, std::memcmp(a.data(), b.data(), a.size() * 4));
+  EXPECT_EQ(0, std::memcmp(c.data(), d.data(), c.size() * 4));
+}
+
+// --- batch invariance ----------------------------------------------------------------------
+
+// Runs `gemm(x rows, m, y)` for a token alone and inside batches of several sizes (the token at
+// different positions, the other rows random), at 1, 2 and 3 threads, and expects its output
+// row bit-identical every time.
+template <typename Gemm>
+void expect_batch_invariant(const std::vector<float>& pool, int k, int n, Gemm gemm, const std::string& what) {
+  const int pool_rows = int(pool.size() / k);
+  std::vector<float> alone(n);
+  {
+    omp_set_num_threads(1);
+    gemm(pool.data(), 1, alone.data());
+  }
+  for (int threads : {1, 2, 3}) {
+    omp_set_num_threads(threads);
+    for (int m : {2, 3, 16, 17, 64, 512}) {
+      const int at = (m * 7 + threads) % m;
+      std::vector<float> x(std::size_t(m) * k), y(std::size_t(m) * n);
+      for (int i = 0; i < m; ++i) {
+        const int src = i == at ? 0 : 1 + (i * 13 + m) % (pool_rows - 1);
+        std::copy_n(pool.data() + std::size_t(src) * k, k, x.data() + std::size_t(i) * k);
+      }
+      gemm(x.data(), m, y.data());
+      EXPECT_EQ(0, std::memcmp(alone.data(), y.data() + std::size_t(at) * n, n * sizeof(float)))
+          << what << ": token alone vs at row " << at << " of " << m << ", " << threads << " threads";
+    }
+  }
+  omp_set_num_threads(omp_get_num_procs());
+}
+
+TEST(GemmFast, BatchInvariance) {
+  Rng r;
+  const int k = 512, n = 40, pool_rows = 64;
+  auto pool = r.bf16_vector(std::size_t(pool_rows) * k, 2.0f);
+  for (int i = 1; i < pool_rows; i += 3)  // some rows that are not bf16 values (three-plane path)
+    for (int t = 0; t < k; ++t) pool[std::size_t(i) * k + t] = r.normal(2.0f);
+  auto c4 = r.bytes(std::size_t(n) * k / 2, 0, 255), s4 = r.bytes(std::size_t(n) * k / 32, 118, 132);
+  auto c8 = r.bytes(std::size_t(n) * k, 0, 0x7E), s8 = r.bytes(std::size_t((n + 127) / 128) * (k / 128), 118, 132);
+  for (std::size_t i = 0; i < c8.size(); i += 2) c8[i] |= 0x80;
+  std::vector<uint16_t> wb(std::size_t(n) * k);
+  for (auto& v : wb) v = float_to_bf16_bits(r.normal(0.1f));
+  const Fp4Weight w4{c4.data(), s4.data(), n, k};
+  const Fp8Weight w8{c8.data(), s8.data(), n, k};
+  for (Isa isa : isas()) {
+    IsaScope scope(isa);
+    const std::string tag = isa_name(isa);
+    expect_batch_invariant(pool, k, n, [&](const float* x, int m, float* y) {
+      gemm_fp4(quantize_rows(x, m, k), w4, y, Numerics::Fast);
+    }, "fp4 " + tag);
+    expect_batch_invariant(pool, k, n, [&](const float* x, int m, float* y) {
+      gemm_fp8(quantize_rows(x, m, k), w8, y, Numerics::Fast);
+    }, "fp8 " + tag);
+    expect_batch_invariant(pool, k, n, [&](const float* x, int m, float* y) {
+      gemm_f32(x, m, k, wb.data(), n, y, Numerics::Fast);
+    }, "bf16 " + tag);
+    // a token whose row is not bf16-valued
+    std::vector<float> pool2(pool.begin() + k, pool.end());
+    expect_batch_invariant(pool2, k, n, [&](const float* x, int m, float* y) {
+      gemm_f32(x, m, k, wb.data(), n, y, Numerics::Fast);
+    }, "bf16 three-plane " + tag);
+  }
+}
+
+// FP8 block dots of e4m3 values are usually exact in fp32 and the bf16 output hides what is not,
+// which would let an order that depends on the batch go unseen. Here the second 128-block of every
+// row cancels the first (negated weights, nearly equal activations with a wide exponent range), so
+// the output is a small difference of two rounded block dots and their rounding shows in bf16.
+TEST(GemmFast, Fp8BatchInvarianceCancellation) {
+  Rng r;
+  const int k = 256, n = 64, pool_rows = 40;
+  auto pool = adversarial_rows(r, pool_rows, k);
+  for (int i = 0; i < pool_rows; ++i) {
+    float* row = pool.data() + std::size_t(i) * k;
+    std::copy_n(row, 128, row + 128);
+    row[128 + 1 + i % 100] = e4m3_table()[r.uniform(1, 0x30)];
+  }
+  std::vector<uint8_t> codes(std::size_t(n) * k);
+  for (int j = 0; j < n; ++j)
+    for (int t = 0; t < 128; ++t) {
+      const uint8_t c = uint8_t((r.uniform(0, 1) ? r.uniform(0x60, 0x7E) : r.uniform(1, 0x1F)) | (r.uniform(0, 1) << 7));
+      codes[std::size_t(j) * k + t] = c;
+      codes[std::size_t(j) * k + 128 + t] = c ^ 0x80;
+    }
+  std::vector<uint8_t> scales(std::size_t((n + 127) / 128) * (k / 128), 127);
+  const Fp8Weight w8{codes.data(), scales.data(), n, k};
+  // the data must make the order visible: fast differs from exact somewhere
+  {
+    auto xq = quantize_rows(pool.data(), pool_rows, k);
+    std::vector<float> ye(std::size_t(pool_rows) * n), yf(ye.size());
+    gemm_fp8(xq, w8, ye.data(), Numerics::Exact);
+    gemm_fp8(xq, w8, yf.data(), Numerics::Fast);
+    EXPECT_NE(0, std::memcmp(ye.data(), yf.data(), ye.size() * sizeof(float)));
+  }
+  for (Isa isa : isas()) {
+    IsaScope scope(isa);
+    expect_batch_invariant(pool, k, n, [&](const float* x, int m, float* y) {
+      gemm_fp8(quantize_rows(x, m, k), w8, y, Numerics::Fast);
+    }, std::string("fp8 cancellation ") + isa_name(isa));
+  }
+}
+
+TEST(GemmFast, IsaSelection) {
+  EXPECT_EQ(parse_isa("avx2"), Isa::Avx2);
+  EXPECT_EQ(parse_isa("portable"), Isa::Portable);
+  EXPECT_EQ(parse_isa("avx512"), Isa::Avx512);
+  EXPECT_FALSE(parse_isa("sse9").has_value());
+  IsaScope scope(Isa::Portable);
+  EXPECT_EQ(active_isa(), Isa::Portable);
+  EXPECT_EQ(set_isa(Isa::Avx512), detected_isa());  // never above what the CPU runs
+}
+
+}  // namespace
+}  // namespace flashline

@@ -1,0 +1,71 @@
+// The inlined short sum and the four-row dot are the vector reductions' results bit for bit:
+// same lanes, same order (negative zeros, infinities, NaN and tails included), and the fp32-weight
+// GEMM built on them equals dot() per element.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "kernels/cpu/gemm.h"
+#include "kernels/cpu/reduce.h"
+
+namespace flashline {
+namespace {
+
+float special(std::mt19937& g) {
+  switch (g() % 8) {
+    case 0: return -0.0f;
+    case 1: return 0.0f;
+    case 2: return bits_to_float(uint32_t(g() % 0x7FFFFF) | (g() % 2 ? 0x80000000u : 0u));  // subnormal
+    case 3: return std::ldexp(1.0f, int(g() % 60) - 30) * (g() % 2 ? 1.0f : -1.0f);
+    default: return std::normal_distribution<float>(0.0f, 1.0f)(g);
+  }
+}
+
+bool same(float a, float b) { return float_to_bits(a) == float_to_bits(b) || (std::isnan(a) && std::isnan(b)); }
+
+TEST(ReduceFast, ShortSumInlineEqualsVectorSum) {
+  std::mt19937 g(5);
+  for (int trial = 0; trial < 20000; ++trial) {
+    const int n = int(g() % 9);
+    float a[8];
+    for (float& v : a) v = special(g);
+    if (trial % 97 == 0) a[g() % 8] = INFINITY;
+    if (trial % 89 == 0) a[g() % 8] = NAN;
+    const float inl = sum(a, n, Numerics::Fast), vec = sum_any(a, n, Numerics::Fast);
+    ASSERT_TRUE(same(inl, vec)) << "n " << n << " inline " << inl << " vector " << vec;
+  }
+  float negz[4] = {-0.0f, -0.0f, -0.0f, -0.0f};
+  EXPECT_EQ(float_to_bits(sum(negz, 4, Numerics::Fast)), 0u);  // the lanes start at +0
+}
+
+TEST(ReduceFast, FourRowDotEqualsDot) {
+  std::mt19937 g(6);
+  for (int k : {1, 3, 7, 8, 9, 15, 16, 17, 40, 129, 4096}) {
+    std::vector<float> a(k), b(4 * std::size_t(k));
+    for (auto& v : a) v = special(g);
+    for (auto& v : b) v = special(g);
+    float out[4];
+    dot4_fast(a.data(), b.data(), b.data() + k, b.data() + 2 * k, b.data() + 3 * k, k, out);
+    for (int r = 0; r < 4; ++r)
+      EXPECT_TRUE(same(out[r], dot(a.data(), b.data() + std::size_t(r) * k, k, Numerics::Fast))) << "k " << k << " row " << r;
+  }
+}
+
+TEST(ReduceFast, F32GemmEqualsDotPerElement) {
+  std::mt19937 g(8);
+  for (auto [m, n, k] : {std::tuple{1, 1, 5}, {2, 3, 24}, {3, 7, 4096}, {5, 24, 1000}}) {
+    std::vector<float> x(std::size_t(m) * k), w(std::size_t(n) * k), y(std::size_t(m) * n);
+    for (auto& v : x) v = special(g);
+    for (auto& v : w) v = special(g);
+    gemm_f32(x.data(), m, k, w.data(), n, y.data(), Numerics::Fast);
+    for (int i = 0; i < m; ++i)
+      for (int j = 0; j < n; ++j)
+        EXPECT_TRUE(same(y[std::size_t(i) * n + j], dot(&x[std::size_t(i) * k], &w[std::size_t(j) * k], k, Numerics::Fast)))
+            << m << "x" << n << "x" << k << " element " << i << "," << j;
+  }
+}
+
+}  // namespace
+}  // namespace flashline
