@@ -1,8 +1,9 @@
 // The gateway's own cost: tiny requests submitted to an engine directly (Engine::submit and the
 // token callback) against the same requests through HTTP (JSON, templating, tokenizing, SSE,
-// sockets). The engine is the scripted one with no delay between tokens, so every microsecond
-// measured is the gateway's or the engine API's, never the model's.
-//   gateway_bench --tokenizer tokenizer.json [--requests 2000] [--concurrency 8] [--tokens 16]
+// sockets). By default the engine is the scripted one with no delay between tokens, so every
+// microsecond measured is the gateway's or the engine API's, never the model's; with --model the
+// real engine runs the model, and the same rows show the gateway's share of a real request.
+//   gateway_bench --tokenizer tokenizer.json [--model DIR] [--requests 2000] [--concurrency 8] [--tokens 16]
 #include <fmt/format.h>
 
 #include <CLI/CLI.hpp>
@@ -17,6 +18,7 @@
 #include <numeric>
 #include <thread>
 
+#include "launch/engine_bootstrap.h"
 #include "serving/http_server.h"
 #include "serving/openai_gateway.h"
 #include "tests/http/scripted_engine.h"
@@ -160,16 +162,24 @@ struct OverHttp {
 
 int main(int argc, char** argv) {
   CLI::App app{"The HTTP gateway's overhead per request and per token, against the engine API directly"};
-  std::string tokenizer_path;
+  std::string tokenizer_path, model;
   int requests = 2000, concurrency = 8, tokens = 16;
   app.add_option("--tokenizer", tokenizer_path)->required();
+  app.add_option("--model", model, "Run this model on the real engine (one process) instead of the scripted one");
   app.add_option("--requests", requests)->capture_default_str();
   app.add_option("--concurrency", concurrency)->capture_default_str();
   app.add_option("--tokens", tokens, "Tokens per request")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
   const Tokenizer tokenizer = Tokenizer::from_file(tokenizer_path);
-  test::ScriptedEngine engine(tokenizer, 1 << 20, std::chrono::microseconds(0));
+  test::ScriptedEngine scripted(tokenizer, 1 << 20, std::chrono::microseconds(0));
+  std::unique_ptr<Engine> real;
+  if (!model.empty()) {
+    EngineOptions o;
+    o.model = model;
+    real = start_engine(o);
+  }
+  Engine& engine = real ? *real : static_cast<Engine&>(scripted);
   HttpServerOptions http;
   http.port = 0;
   HttpServer server(http);
@@ -177,9 +187,10 @@ int main(int argc, char** argv) {
   server.start([&gateway](std::shared_ptr<HttpExchange> ex) { gateway.handle(ex); });
 
   std::vector<int32_t> prompt{0, 9906, 2185, 13};
-  fmt::print("{} requests, {} concurrent clients, {} tokens each (scripted engine, no model time)\n", requests,
-             concurrency, tokens);
+  fmt::print("{} requests, {} concurrent clients, {} tokens each ({})\n", requests, concurrency, tokens,
+             real ? "model " + model : std::string("scripted engine, no model time"));
   const Direct direct{&engine, prompt, tokens};
+  run_clients(concurrency * 2, concurrency, [&] { return direct; });  // warm-up: first steps, pages, caches
   report("engine API", run_clients(requests, concurrency, [&] { return direct; }));
   const std::string body = fmt::format(R"({{"prompt": [0, 9906, 2185, 13], "max_tokens": {}, "ignore_eos": true}})", tokens);
   const OverHttp whole{server.port(), body, false, tokens};
@@ -189,6 +200,7 @@ int main(int argc, char** argv) {
   report("HTTP /v1/completions SSE", run_clients(requests, concurrency, [&] { return streamed.client(); }));
   server.stop_accepting();
   engine.shutdown(0);
+  scripted.shutdown(0);
   server.stop();
   return 0;
 }
