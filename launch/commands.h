@@ -14,6 +14,7 @@ void add_tokenize_command(CLI::App& app);
 void add_detokenize_command(CLI::App& app);
 void add_chat_prompt_command(CLI::App& app);
 void add_chat_parse_command(CLI::App& app);
+void add_serve_command(CLI::App& app);
 // `bench` and its subcommands: add_bench_command creates the group, add_bench_kernels_command
 // registers `kernels` on it.
 void add_bench_command(CLI::App& app);

@@ -97,7 +97,7 @@ void add_launch_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("launch", "Start every rank of a plan with mpirun (hostfile, rankfile, transports)");
   cmd->add_option("--plan", a->plan, "Plan file from `flashline plan`")->required();
   cmd->add_option("--model", a->model, "Model directory every rank loads")->required();
-  cmd->add_option("--run", a->run, "Subcommand every rank runs (generate or logits; it gets --plan and --model)")
+  cmd->add_option("--run", a->run, "Subcommand every rank runs (generate, logits or serve; it gets --plan and --model)")
       ->capture_default_str();
   cmd->add_option("--mpirun", a->mpirun, "mpirun executable")->capture_default_str();
   cmd->add_option("--mca", a->mca,

@@ -59,6 +59,7 @@ int main(int argc, char** argv) {
   flashline::add_detokenize_command(app);
   flashline::add_chat_prompt_command(app);
   flashline::add_chat_parse_command(app);
+  flashline::add_serve_command(app);
   flashline::add_bench_command(app);
 
   // CLI11 reads an unknown first word as a stray positional ("A subcommand is required"); name

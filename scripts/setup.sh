@@ -6,12 +6,17 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build ccache pkg-config git
   libopenmpi-dev openmpi-bin libucx-dev
-  libboost-dev libboost-system-dev
+  libboost-dev libboost-system-dev prometheus-cpp-dev
   libyaml-cpp-dev nlohmann-json3-dev libpcre2-dev libcli11-dev libfmt-dev libspdlog-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   clang libclang-rt-14-dev
   python3 python3-numpy
+  curl
 )
+# Node.js (>= 20) and npm run the HTTP end-to-end tests (tests/http); Debian's packages only
+# where no node is installed already (a newer one from elsewhere is kept).
+command -v node >/dev/null 2>&1 || packages+=(nodejs)
+command -v npm >/dev/null 2>&1 || packages+=(npm)
 
 missing=()
 for p in "${packages[@]}"; do
@@ -27,6 +32,12 @@ if ((${#missing[@]})); then
   $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
 else
   echo "setup: all packages present"
+fi
+
+# The OpenAI Node client for tests/http, at the version package-lock.json pins.
+root=$(cd "$(dirname "$0")/.." && pwd)
+if [ ! -d "$root/tests/http/node_modules/openai" ]; then
+  (cd "$root/tests/http" && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
 if [ -x /usr/local/cuda/bin/nvcc ]; then
