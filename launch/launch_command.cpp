@@ -29,9 +29,9 @@ struct LaunchArgs {
 // What mpirun would start on every rank, checked here: a mistake found inside the ranks costs a
 // whole job start on every host and reports from many processes at once.
 void check_before_start(const LaunchArgs& a, const Plan& plan) {
-  if (a.run != "generate" && a.run != "logits")
-    throw InputError(fmt::format("--run {}: expected generate or logits (the subcommands that run as a plan's ranks)",
-                                 a.run));
+  if (a.run != "generate" && a.run != "logits" && a.run != "serve")
+    throw InputError(fmt::format(
+        "--run {}: expected generate, logits or serve (the subcommands that run as a plan's ranks)", a.run));
   namespace fs = std::filesystem;
   std::error_code ec;
   if (!fs::is_directory(a.model, ec))
