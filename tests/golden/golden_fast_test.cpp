@@ -89,6 +89,18 @@ TEST(GoldenFast, EachBlockOnItsGoldenInput) {
           }
       }
     const double e_w = rel_rms(got_w.data(), want_w.data(), want_w.size());
+    // Indexer choices (ratio-4 layers): queries whose selected block set differs from the golden.
+    int index_flips = 0;
+    if (tr.index_topk.count(l)) {
+      const auto want_topk = golden(fmt::format("len130_indexer_topk_layer{}.npy", l)).i32;
+      const std::size_t k = want_topk.size() / S;
+      for (int s = 0; s < S; ++s) {
+        const auto* got = &tr.index_topk.at(l)[std::size_t(s) * k];
+        const auto* want = &want_topk[std::size_t(s) * k];
+        index_flips += std::set<int32_t>(got, got + k) != std::set<int32_t>(want, want + k);
+      }
+      std::printf("layer %d: indexer block sets differ on %d of %d queries\n", l, index_flips, S);
+    }
     const double bound_attn = kMargin * kMeasured[l][0], bound_block = kMargin * kMeasured[l][1];
     RecordProperty(fmt::format("layer{}_rel_rms", l), fmt::format("{:.2e} / {:.2e}", e_attn, e_block));
     std::printf("layer %d: rel RMS after attention %.2e (bound %.1e), after block %.2e (bound %.1e), router sets "
