@@ -27,22 +27,10 @@ void MpiPipelineLink::send(int to, LinkTag tag, ByteBuffer msg) {
 }
 
 ByteBuffer MpiPipelineLink::recv(int from, LinkTag tag) {
-  MPI_Message m;
-  MPI_Status st;
-  int found = 0;
-  for (int spin = 0; !found; ++spin) {
-    if (MPI_Improbe(from, int(tag), comm_, &found, &m, &st) != MPI_SUCCESS)
-      throw std::runtime_error(fmt::format("pipeline link: probe for rank {} failed", from));
-    if (found) break;
-    reap();  // sends progress while we wait
-    mpi_idle(spin);
+  for (int spin = 0;; ++spin) {
+    if (auto b = try_recv(from, tag)) return std::move(*b);
+    mpi_idle(spin);  // sends progress inside try_recv while we wait
   }
-  int count = 0;
-  MPI_Get_count(&st, MPI_BYTE, &count);
-  ByteBuffer b(static_cast<std::size_t>(count));
-  if (MPI_Mrecv(b.data(), count, MPI_BYTE, &m, MPI_STATUS_IGNORE) != MPI_SUCCESS)
-    throw std::runtime_error(fmt::format("pipeline link: receive from rank {} failed", from));
-  return b;
 }
 
 std::optional<ByteBuffer> MpiPipelineLink::try_recv(int from, LinkTag tag) {
