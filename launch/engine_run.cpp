@@ -18,6 +18,20 @@ std::vector<RequestOutcome> run_requests(Engine& engine, std::vector<TimedReques
   std::mutex mu;
   std::condition_variable cv;
   std::size_t done = 0;
+  std::vector<int64_t> ids(requests.size(), -1);
+  std::vector<bool> abort_sent(requests.size(), false);
+  std::vector<std::pair<int, int>> abort_when(requests.size());
+  for (std::size_t i = 0; i < requests.size(); ++i)
+    abort_when[i] = {requests[i].abort_when_request, requests[i].abort_when_tokens};
+  // Aborts whose trigger request has emitted enough tokens (called with `mu` held).
+  auto fire_aborts = [&] {
+    for (std::size_t k = 0; k < abort_when.size(); ++k) {
+      const auto [j, n] = abort_when[k];
+      if (j < 0 || abort_sent[k] || ids[k] < 0 || j >= int(out.size()) || int(out[j].ids.size()) < n) continue;
+      abort_sent[k] = true;
+      engine.abort(ids[k]);
+    }
+  };
   // Submission order: by arrival.
   std::vector<std::size_t> order(requests.size());
   for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
@@ -41,6 +55,7 @@ std::vector<RequestOutcome> run_requests(Engine& engine, std::vector<TimedReques
       }
       if (!e.prompt_logits.empty()) o.prompt_logits = e.prompt_logits;
       if (!e.mtp_logits.empty()) o.mtp_logits = e.mtp_logits;
+      fire_aborts();
       if (e.finish != FinishReason::None) {
         o.finish = e.finish;
         o.error = e.error;
@@ -49,8 +64,10 @@ std::vector<RequestOutcome> run_requests(Engine& engine, std::vector<TimedReques
         cv.notify_all();
       }
     };
+    std::lock_guard lock(mu);  // ids[i] is set before any callback reads it
     out[i].submitted_s = since();
-    engine.submit(std::move(r.request));
+    ids[i] = engine.submit(std::move(r.request));
+    fire_aborts();
   }
   std::unique_lock lock(mu);
   cv.wait(lock, [&] { return done == requests.size(); });

@@ -13,6 +13,10 @@ namespace flashline {
 struct TimedRequest {
   EngineRequest request;  // on_token is set by run_requests
   double arrival_s = 0;   // offset from the start of the run
+  // Abort this request once request `abort_when_request` (an index into the list) has emitted
+  // `abort_when_tokens` tokens (tests: an abort in the middle of a prefill or a decode).
+  int abort_when_request = -1;
+  int abort_when_tokens = 0;
 };
 
 struct RequestOutcome {

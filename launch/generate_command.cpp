@@ -29,12 +29,13 @@ void run_generate(GenerateOptions o, bool has_prompt_ids, bool has_prompts) {
   finish_engine_flags(o.engine, o.numerics);
   if (has_prompt_ids == has_prompts) throw InputError("give exactly one of --prompt-ids and --prompts");
   if (o.max_new_tokens < 1) throw InputError("--max-new-tokens: expected a number >= 1");
-  const auto specs = !has_prompts ? std::vector<PromptSpec>{PromptSpec{parse_token_ids(o.prompt_ids, "--prompt-ids"), 0, {}, {}, {}, {}, {}, {}}}
+  const auto specs = !has_prompts ? std::vector<PromptSpec>{PromptSpec{parse_token_ids(o.prompt_ids, "--prompt-ids"), 0, {}, {}, {}, {}, {}, {}, {}}}
                                        : parse_prompt_list(o.prompts, "--prompts");
   std::vector<TimedRequest> reqs;
   for (const auto& s : specs) {
     TimedRequest t;
     t.arrival_s = s.arrival_s;
+    if (s.abort_when) t.abort_when_request = s.abort_when->first, t.abort_when_tokens = s.abort_when->second;
     t.request.prompt = s.ids;
     auto& p = t.request.sampling;
     p = o.sampling;
@@ -60,7 +61,7 @@ void run_generate(GenerateOptions o, bool has_prompt_ids, bool has_prompts) {
   for (std::size_t i = 0; i < outcomes.size(); ++i) {
     const auto& r = outcomes[i];
     if (r.finish == FinishReason::Error) throw std::runtime_error(fmt::format("request {}: {}", i, r.error));
-    fmt::print("{}\n", fmt::join(r.ids, ","));
+    fmt::print("{}{}\n", fmt::join(r.ids, ","), r.finish == FinishReason::Abort ? " (aborted)" : "");
     prompt_tokens += specs[i].ids.size();
     new_tokens += r.ids.empty() ? 0 : r.ids.size() - 1;  // the first id comes from the prefill
     first = std::min(first, r.first_token_s);

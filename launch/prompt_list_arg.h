@@ -1,10 +1,12 @@
 #pragma once
 // Several prompts on the command line: "@prompts.json", a JSON list whose elements are either
 // token id lists or objects {"ids": [...], "arrival_s": 0.5, "max_tokens": 8, "seed": 1,
-// "temperature": 0.8, "top_p": 0.9, "top_k": 40, "min_p": 0.1} (every key but "ids" optional):
-// per-request arrival offsets and sampling, for tests and benchmarks.
+// "temperature": 0.8, "top_p": 0.9, "top_k": 40, "min_p": 0.1, "abort_when": [j, n]} (every key
+// but "ids" optional): per-request arrival offsets and sampling, for tests and benchmarks;
+// "abort_when" aborts the request once request j has emitted n tokens.
 #include <cstdint>
 #include <optional>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -17,6 +19,7 @@ struct PromptSpec {
   std::optional<uint64_t> seed;
   std::optional<float> temperature, top_p, min_p;
   std::optional<int> top_k;
+  std::optional<std::pair<int, int>> abort_when;  // [request index, tokens]: abort after that many
 };
 
 std::vector<PromptSpec> parse_prompt_list(const std::string& arg, const std::string& option);
