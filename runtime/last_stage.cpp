@@ -52,7 +52,12 @@ void LastStage::finish_step(const ForwardMessage& m, SampledMessage& sampled, St
   // The rows the head must see: each sampling row, and every prompt row of a request that
   // keeps its prompt logits.
   std::vector<int> rows;
-  std::vector<std::pair<std::size_t, int>> seq_rows;  // (seq index, first logits row)
+  struct SeqRows {
+    std::size_t seq;
+    int first;    // its first logits row
+    bool prompt;  // all its rows have logits (prompt logits kept)
+  };
+  std::vector<SeqRows> seq_rows;
   int row = 0;
   for (std::size_t i = 0; i < m.seqs.size(); ++i) {
     const auto& s = m.seqs[i];
@@ -60,7 +65,7 @@ void LastStage::finish_step(const ForwardMessage& m, SampledMessage& sampled, St
     if (it == requests_.end()) throw std::runtime_error(fmt::format("last stage: request {} has no sampler state", s.request));
     const auto& r = it->second;
     const bool prompt = r.add.debug.prompt_logits && s.start_pos < r.add.prompt_len;
-    seq_rows.emplace_back(i, int(rows.size()));
+    seq_rows.push_back({i, int(rows.size()), prompt});
     for (int k = prompt ? 0 : s.rows - 1; k < s.rows; ++k)
       if (prompt || s.sample) rows.push_back(row + k);
     if (r.add.debug.mtp_logits && s.start_pos < r.add.prompt_len)
@@ -87,10 +92,9 @@ void LastStage::finish_step(const ForwardMessage& m, SampledMessage& sampled, St
     for (std::size_t j = 0; j < out.size(); ++j) mtp[job_of[j]] = std::move(out[j]);
   }
   const int V = c.vocab;
-  for (auto [i, first] : seq_rows) {
+  for (const auto [i, first, prompt] : seq_rows) {
     const auto& s = m.seqs[i];
     auto& r = requests_.at(s.request);
-    const bool prompt = r.add.debug.prompt_logits && s.start_pos < r.add.prompt_len;
     if (prompt)
       r.prompt_logits.insert(r.prompt_logits.end(), logits.begin() + std::ptrdiff_t(first) * V,
                              logits.begin() + std::ptrdiff_t(first + s.rows) * V);

@@ -55,6 +55,8 @@ bool RankLoop::drain_sampled() {
   return any;
 }
 
+bool RankLoop::poll_waiting() { return drain_sampled() || (wait_hook_ && wait_hook_()); }
+
 void RankLoop::release(const std::vector<int64_t>& ids) {
   if (ids.empty()) return;
   ForwardMessage m;
@@ -72,8 +74,7 @@ bool RankLoop::tick(const ControlMessage& control) {
   Backoff backoff;
   while (scheduler_->in_flight() >= cfg_.limits.max_in_flight ||
          (scheduler_->in_flight() > 0 && !scheduler_->has_ready())) {
-    const bool got = drain_sampled();
-    if (!got && !(wait_hook_ && wait_hook_())) backoff.idle();
+    if (!poll_waiting()) backoff.idle();
   }
   auto step = scheduler_->next_step();
   const auto total = sum_over_lanes({int64_t(step.ids.size()), step.mtp_rows});
@@ -151,7 +152,7 @@ std::optional<ForwardMessage> RankLoop::try_receive_forward() {
 void RankLoop::drain_in_flight() {
   Backoff backoff;
   while (scheduler_->in_flight() > 0)
-    if (!drain_sampled() && !(wait_hook_ && wait_hook_())) backoff.idle();
+    if (!poll_waiting()) backoff.idle();
 }
 
 void RankLoop::shutdown_lane() {

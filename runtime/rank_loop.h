@@ -67,6 +67,8 @@ class RankLoop {
 
  private:
   bool drain_sampled();
+  // One poll while stage 0 waits for steps in flight: sampled ids, else rank 0's hook.
+  bool poll_waiting();
   void release(const std::vector<int64_t>& ids);
   void run_step(ForwardMessage& m);
   void send_forward(const ForwardMessage& m);

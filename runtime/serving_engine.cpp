@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <random>
+#include <utility>
 
 #include "base/backoff.h"
 #include "base/input_error.h"
@@ -173,6 +174,24 @@ void ServingEngine::refresh_stats() {
   stats_.preemptions = s->preemptions();
 }
 
+// Ends a live request with an Abort event; its lane frees it with the next round's control.
+void ServingEngine::abort_live(int64_t id) {
+  auto it = live_.find(id);
+  if (it == live_.end()) return;  // finished meanwhile
+  pending_[it->second.lane].aborts.push_back(id);
+  {
+    std::lock_guard lock(mu_);
+    --(it->second.started ? stats_.running : stats_.waiting);
+    ++stats_.aborted;
+  }
+  TokenEvent e;
+  e.request = id;
+  e.finish = FinishReason::Abort;
+  const auto callback = std::move(it->second.on_token);
+  live_.erase(it);
+  if (callback) callback(e);
+}
+
 // One round: every lane's control message, then rank 0's own tick.
 void ServingEngine::tick_round() {
   for (int j = 1; j < topo_.lanes(); ++j) {
@@ -199,6 +218,7 @@ void ServingEngine::run() {
   try {
     for (;;) {
       bool stop = false;
+      std::deque<int64_t> aborts;
       {
         std::unique_lock lock(mu_);
         if (live_.empty() && submits_.empty() && aborts_.empty() && !stopping_)
@@ -215,38 +235,18 @@ void ServingEngine::run() {
           ++stats_.waiting;
           pending_[lane].adds.push_back(std::move(a));
         }
-        while (!aborts_.empty()) {
-          const int64_t id = aborts_.front();
-          aborts_.pop_front();
-          auto it = live_.find(id);
-          if (it == live_.end()) continue;
-          pending_[it->second.lane].aborts.push_back(id);
-          --(it->second.started ? stats_.running : stats_.waiting);
-          ++stats_.aborted;
-          TokenEvent e;
-          e.request = id;
-          e.finish = FinishReason::Abort;
-          auto cb = it->second.on_token;
-          live_.erase(it);
-          lock.unlock();
-          if (cb) cb(e);
-          lock.lock();
-        }
-        if (stopping_ && (live_.empty() || now_s() >= deadline_)) stop = true;
+        aborts = std::exchange(aborts_, {});
+      }
+      for (int64_t id : aborts) abort_live(id);
+      {
+        std::lock_guard lock(mu_);
+        stop = stopping_ && (live_.empty() || now_s() >= deadline_);
       }
       if (stop) {
         // Abort what is left, let one more round carry the aborts, then stop every rank.
         std::vector<int64_t> left;
         for (const auto& [id, l] : live_) left.push_back(id);
-        for (int64_t id : left) {
-          pending_[live_.at(id).lane].aborts.push_back(id);
-          TokenEvent e;
-          e.request = id;
-          e.finish = FinishReason::Abort;
-          auto cb = live_.at(id).on_token;
-          live_.erase(id);
-          if (cb) cb(e);
-        }
+        for (int64_t id : left) abort_live(id);
         tick_round();
         loop_.drain_in_flight();
         return finish_shutdown();

@@ -47,6 +47,7 @@ class ServingEngine final : public Engine {
   void refresh_stats();
   bool drain_stream();
   void deliver(const TokenEvent& e);
+  void abort_live(int64_t id);
   void fail_all(const std::string& why);
   void finish_shutdown();
 
