@@ -24,6 +24,16 @@ std::size_t PackedLayout::total() const {
   return end;
 }
 
+void ExpertExchange::check_layout(const PackedLayout& layout, const std::vector<std::size_t>* expected) const {
+  const std::size_t n = std::size_t(size());
+  if (layout.counts.size() != n || layout.offsets.size() != n)
+    throw std::logic_error("expert exchange: " + std::to_string(layout.counts.size()) + " destinations for " +
+                           std::to_string(n) + " lanes");
+  if (expected && expected->size() != n)
+    throw std::logic_error("expert exchange: " + std::to_string(expected->size()) + " expected sizes for " +
+                           std::to_string(n) + " lanes");
+}
+
 std::vector<ByteBuffer> ExpertExchange::all_to_all(std::vector<ByteBuffer> send) {
   if (int(send.size()) != size())
     throw std::logic_error("expert exchange: " + std::to_string(send.size()) + " destinations for " +
@@ -41,9 +51,8 @@ std::vector<ByteBuffer> ExpertExchange::all_to_all(std::vector<ByteBuffer> send)
 
 ReceivedParts LoopbackExpertExchange::exchange(const std::byte* send, const PackedLayout& layout, ByteBuffer&,
                                                const std::vector<std::size_t>* expected) {
-  if (layout.counts.size() != 1 || layout.offsets.size() != 1)
-    throw std::logic_error("loopback exchange: expected one destination");
-  if (expected && (expected->size() != 1 || (*expected)[0] != layout.counts[0]))
+  check_layout(layout, expected);
+  if (expected && (*expected)[0] != layout.counts[0])
     throw std::logic_error("loopback exchange: expected sizes differ from what is sent");
   return {{std::span<const std::byte>(send + layout.offsets[0], layout.counts[0])}};
 }

@@ -49,6 +49,10 @@ class ExpertExchange {
   // Convenience for small messages (counters): send[r] goes to lane r; returns what each lane
   // sent here, copied out. Built on exchange().
   std::vector<ByteBuffer> all_to_all(std::vector<ByteBuffer> send);
+
+ protected:
+  // std::logic_error unless the layout (and `expected`, when given) has one entry per lane.
+  void check_layout(const PackedLayout& layout, const std::vector<std::size_t>* expected) const;
 };
 
 // One process holds every expert: the exchange hands the data back to itself.

@@ -39,10 +39,7 @@ MpiExpertExchange::~MpiExpertExchange() {
 ReceivedParts MpiExpertExchange::exchange(const std::byte* send, const PackedLayout& layout, ByteBuffer& recv,
                                           const std::vector<std::size_t>* expected) {
   const int n = size_, me = rank_;
-  if (int(layout.counts.size()) != n || int(layout.offsets.size()) != n)
-    throw std::logic_error(fmt::format("expert exchange: {} destinations for {} lanes", layout.counts.size(), n));
-  if (expected && int(expected->size()) != n)
-    throw std::logic_error(fmt::format("expert exchange: {} expected sizes for {} lanes", expected->size(), n));
+  check_layout(layout, expected);
   ReceivedParts out;
   out.parts.resize(n);
   out.parts[me] = {send + layout.offsets[me], layout.counts[me]};

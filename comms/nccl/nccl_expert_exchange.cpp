@@ -38,10 +38,7 @@ ReceivedParts NcclExpertExchange::exchange(const std::byte* send, const PackedLa
                                            const std::vector<std::size_t>* expected) {
   auto& s = *state_;
   const int wr = s.world_rank, n = size_;
-  if (int(layout.counts.size()) != n || int(layout.offsets.size()) != n)
-    throw std::logic_error(fmt::format("expert exchange: {} destinations for {} lanes", layout.counts.size(), n));
-  if (expected && int(expected->size()) != n)
-    throw std::logic_error(fmt::format("expert exchange: {} expected sizes for {} lanes", expected->size(), n));
+  check_layout(layout, expected);
   ReceivedParts out;
   out.parts.resize(n);
   out.parts[rank_] = {send + layout.offsets[rank_], layout.counts[rank_]};  // never leaves the host
