@@ -137,9 +137,10 @@ struct LocalParts final : HostedEngine::Parts {
     RankLoopConfig rc;
     rc.topology = LaneTopology::single();
     rc.limits = limits_of(o, 1);
-    rc.stage_pools = {{0, c.n_layers, executor->pages_total()}};
+    rc.stage_pools = {{0, c.n_layers, executor->pages_total(), o.speculative_tokens > 0 ? c.n_mtp : 0}};
     rc.page_bytes = std::size_t(o.kv_page_bytes);
     rc.context_limit = context_limit(c);
+    rc.speculative_tokens = o.speculative_tokens;
     rc.fault_step = fault_step_for(0);
     loop = std::make_unique<RankLoop>(*executor, link, nullptr, exchange, rc);
   }
@@ -233,8 +234,10 @@ struct WorldParts final : HostedEngine::Parts {
     rc.stage = stage, rc.lane = lane;
     rc.limits = limits_of(options, int(plan.stages.size()));
     for (const auto& s : plan.stages) rc.stage_pools.push_back({s.first_layer, s.last_layer + 1, executor->pages_total()});
+    if (options.speculative_tokens > 0) rc.stage_pools.back().mtp_layers = config.n_mtp;  // the MTP block's state
     rc.page_bytes = std::size_t(options.kv_page_bytes);
     rc.context_limit = context_limit(config);
+    rc.speculative_tokens = options.speculative_tokens;
     rc.fault_step = fault_step;
     loop = std::make_unique<RankLoop>(*executor, *link, data_link.get(), *exchange, rc);
     // Every rank loaded: from here on a failure is an abort, before it a clean stop.
@@ -266,6 +269,12 @@ std::unique_ptr<Engine> start_engine(const EngineOptions& o) {
   if (o.micro_batches < 0) throw InputError("--micro-batches: expected a number >= 0");
   if (o.kv_page_bytes < 1024 || o.kv_page_bytes > (64 << 20))
     throw InputError(fmt::format("--kv-page-bytes: expected 1024 .. 64 MiB, got {}", o.kv_page_bytes));
+  if (o.speculative_tokens < 0 || o.speculative_tokens > 3)
+    throw InputError(fmt::format("--speculative-tokens: expected 0 .. 3, got {}", o.speculative_tokens));
+  if (o.speculative_tokens > 0 && engine_model_config(o).n_mtp == 0)
+    throw InputError(fmt::format("--speculative-tokens {}: the model in {} has no MTP block (num_nextn_predict_layers "
+                                 "is 0) to draft with",
+                                 o.speculative_tokens, o.model));
   if (o.plan.empty()) {
     auto parts = std::make_unique<LocalParts>(o);
     auto engine = std::make_unique<ServingEngine>(*parts->loop, parts->link, parts->ck.config(),
@@ -310,6 +319,10 @@ void add_engine_flags(CLI::App& cmd, EngineOptions& o, std::string& numerics) {
                "Do not scan the weights for NaN / Inf at load (faster start; a bad checkpoint then gives bad output)");
   cmd.add_option("--kv-page-bytes", o.kv_page_bytes, "KV page size in bytes")->capture_default_str();
   cmd.add_option("--threads", o.threads, "Compute threads per rank (default: from the plan, else the machine's cores)");
+  cmd.add_option("--speculative-tokens", o.speculative_tokens,
+                 "Speculative decoding: tokens the MTP block drafts per request and step, verified by the next "
+                 "(0: off, up to 3; docs/speculative.md)")
+      ->capture_default_str();
 }
 
 void finish_engine_flags(EngineOptions& o, const std::string& numerics) { o.numerics = parse_numerics(numerics); }

@@ -27,10 +27,12 @@ struct EngineOptions {
   int threads = 0;                 // compute threads per rank; 0: from the plan or the machine
   int kv_page_bytes = 16 * 1024;   // KV page size (a window ring of the release config takes 5)
   bool skip_weight_check = false;  // trust the checkpoint's values (no scan for NaN / Inf at load)
+  int speculative_tokens = 0;      // MTP drafts per request and step (0: off; up to 3)
 };
 
 // The engine flags shared by every command that runs the model (--model, --plan, --numerics,
-// --micro-batches, --max-batch-tokens, --max-seqs, --prefill-chunk, --kv-cache-memory, --threads).
+// --micro-batches, --max-batch-tokens, --max-seqs, --prefill-chunk, --kv-cache-memory, --threads,
+// --speculative-tokens).
 // Call finish_engine_flags in the command's callback.
 void add_engine_flags(CLI::App& cmd, EngineOptions& o, std::string& numerics_text);
 void finish_engine_flags(EngineOptions& o, const std::string& numerics_text);

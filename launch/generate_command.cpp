@@ -29,14 +29,18 @@ void run_generate(GenerateOptions o, bool has_prompt_ids, bool has_prompts) {
   finish_engine_flags(o.engine, o.numerics);
   if (has_prompt_ids == has_prompts) throw InputError("give exactly one of --prompt-ids and --prompts");
   if (o.max_new_tokens < 1) throw InputError("--max-new-tokens: expected a number >= 1");
-  const auto specs = !has_prompts ? std::vector<PromptSpec>{PromptSpec{parse_token_ids(o.prompt_ids, "--prompt-ids"), 0, {}, {}, {}, {}, {}, {}, {}}}
-                                       : parse_prompt_list(o.prompts, "--prompts");
+  std::vector<PromptSpec> specs(1);
+  if (has_prompts)
+    specs = parse_prompt_list(o.prompts, "--prompts");
+  else
+    specs[0].ids = parse_token_ids(o.prompt_ids, "--prompt-ids");
   std::vector<TimedRequest> reqs;
   for (const auto& s : specs) {
     TimedRequest t;
     t.arrival_s = s.arrival_s;
     if (s.abort_when) t.abort_when_request = s.abort_when->first, t.abort_when_tokens = s.abort_when->second;
     t.request.prompt = s.ids;
+    t.request.debug.draft_ids = s.draft_ids;
     auto& p = t.request.sampling;
     p = o.sampling;
     p.max_tokens = s.max_tokens.value_or(o.max_new_tokens);
@@ -75,6 +79,12 @@ void run_generate(GenerateOptions o, bool has_prompt_ids, bool has_prompts) {
     const auto st = engine->stats();
     fmt::print(stderr, "engine: {} steps, {} preemptions, {} prompt tokens, {} generated\n", st.steps, st.preemptions,
                st.prompt_tokens, st.generation_tokens);
+    if (const auto& sp = st.spec; sp.drafts > 0)
+      fmt::print(stderr,
+                 "speculative: {} steps with drafts, {} drafts, {} accepted ({:.1f} %), by position [{}], mean "
+                 "acceptance length {:.2f}\n",
+                 sp.drafts, sp.draft_tokens, sp.accepted_tokens, 100.0 * sp.accepted_tokens / sp.draft_tokens,
+                 fmt::join(sp.accepted_at, ", "), 1.0 + double(sp.accepted_tokens) / sp.drafts);
     for (const auto& r : engine->rank_stats())
       fmt::print(stderr, "rank {} stage {} lane {}: kv pages used {} of {}, live states {}, steps {}, preemptions {}, busy {:.3f} s\n",
                  r.rank, r.stage, r.lane, r.pages_used, r.pages_total, r.live_states, r.steps, r.preemptions,

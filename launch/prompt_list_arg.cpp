@@ -33,9 +33,9 @@ std::vector<PromptSpec> parse_prompt_list(const std::string& arg, const std::str
     if (j[i].is_object()) {
       for (const auto& [key, v] : j[i].items())
         if (key != "ids" && key != "arrival_s" && key != "max_tokens" && key != "seed" && key != "temperature" &&
-            key != "top_p" && key != "top_k" && key != "min_p" && key != "abort_when")
+            key != "top_p" && key != "top_k" && key != "min_p" && key != "abort_when" && key != "draft_ids")
           throw InputError(fmt::format("{}: unknown key \"{}\" (expected ids, arrival_s, max_tokens, seed, "
-                                       "temperature, top_p, top_k, min_p, abort_when)",
+                                       "temperature, top_p, top_k, min_p, abort_when, draft_ids)",
                                        where, key));
       if (!j[i].contains("ids")) throw InputError(fmt::format("{}: missing \"ids\"", where));
       p.ids = token_ids_from_json(j[i]["ids"], where + ".ids");
@@ -47,6 +47,7 @@ std::vector<PromptSpec> parse_prompt_list(const std::string& arg, const std::str
       p.top_p = field<float>(j[i], "top_p", where, false);
       p.top_k = field<int>(j[i], "top_k", where, true);
       p.min_p = field<float>(j[i], "min_p", where, false);
+      if (auto d = j[i].find("draft_ids"); d != j[i].end()) p.draft_ids = token_ids_from_json(*d, where + ".draft_ids");
       if (auto a = j[i].find("abort_when"); a != j[i].end()) {
         if (!a->is_array() || a->size() != 2 || !(*a)[0].is_number_integer() || !(*a)[1].is_number_integer() ||
             (*a)[0].get<int64_t>() < 0 || (*a)[0].get<int64_t>() >= int64_t(j.size()) || (*a)[1].get<int64_t>() < 0)

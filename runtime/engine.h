@@ -37,6 +37,18 @@ struct DebugOptions {
   bool token_logits = false;     // the logits row each new id was chosen from, with its event
   bool mtp_logits = false;       // MTP logits over the prompt (positions 0..n-2), in the first event
   std::vector<int32_t> forced;   // ids emitted instead of sampled ones, for the first forced.size() tokens
+  // Speculative decoding (tests and benches): the draft for generated token g is draft_ids[g]
+  // instead of the MTP block's, while g < draft_ids.size(); a previous run's ids give 100 %
+  // acceptance, altered ids any lower rate.
+  std::vector<int32_t> draft_ids;
+};
+
+// Speculative decoding counters (vLLM's spec_decode metrics): verification steps that carried
+// drafts, drafts verified, drafts accepted, and accepted drafts by position in the draft.
+struct SpecDecodeStats {
+  int64_t drafts = 0, draft_tokens = 0, accepted_tokens = 0;
+  std::vector<int64_t> accepted_at;
+  void add(const SpecDecodeStats& o);
 };
 
 struct EngineRequest {
@@ -53,6 +65,7 @@ struct EngineStats {
   int64_t preemptions = 0, finished = 0, aborted = 0;
   std::vector<double> stage_step_seconds;  // mean compute time of a step, per stage
   int64_t steps = 0;                       // steps run by stage 0 of lane 0
+  SpecDecodeStats spec;                    // speculative decoding, all lanes
 };
 
 // What one rank reports when the engine shuts down (KV pool back to empty, step counters).

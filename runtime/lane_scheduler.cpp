@@ -16,7 +16,11 @@ LaneScheduler::LaneScheduler(const ModelConfig& config, SchedulerLimits limits, 
 
 std::vector<int64_t> LaneScheduler::pages_needed(int tokens) const {
   std::vector<int64_t> need;
-  for (const auto& s : stages_) need.push_back(kv_pages_for(config_, s.layer_begin, s.layer_end, tokens, page_bytes_));
+  for (const auto& s : stages_) {
+    need.push_back(kv_pages_for(config_, s.layer_begin, s.layer_end, tokens, page_bytes_));
+    if (s.mtp_layers > 0)
+      need.back() += kv_pages_for(config_, config_.n_layers, config_.n_layers + s.mtp_layers, tokens, page_bytes_);
+  }
   return need;
 }
 
@@ -54,6 +58,7 @@ void LaneScheduler::preempt(int64_t id) {
   releases_.push_back(id);
   r.computed = 0;
   r.announced = false;
+  r.drafts.clear();
   running_.erase(std::remove(running_.begin(), running_.end(), id), running_.end());
   waiting_.push_front(id);
   ++preemptions_;
@@ -82,7 +87,11 @@ void LaneScheduler::on_sampled(const SampledMessage& m) {
     if (it == requests_.end()) continue;
     auto& r = it->second;
     r.in_flight = false;
-    if (e.id >= 0) r.add.tokens.push_back(e.id);
+    r.add.tokens.insert(r.add.tokens.end(), e.ids.begin(), e.ids.end());
+    // Every stage keeps the rows up to the newest token's position (which is not yet fed):
+    // the rows of rejected drafts are rolled back by the next step that starts there.
+    if (!e.ids.empty()) r.computed = int(r.add.tokens.size()) - 1;
+    r.drafts = e.drafts;
     if (r.aborted || e.finished) finish(e.request);
   }
 }
@@ -117,13 +126,25 @@ bool LaneScheduler::grow(Request& r, int tokens, const std::vector<int64_t>& sch
   return true;
 }
 
-void LaneScheduler::schedule(Request& r, int n, bool sample, ScheduledStep& step) {
+// Drafts a decode of `r` carries: what the last stage proposed, within the step's budget, and
+// never past the request's max_tokens or the context limit (a draft at position p is verified
+// by the token sampled at p + 1).
+int LaneScheduler::drafts_for(const Request& r, int budget) const {
+  const int generated = int(r.add.tokens.size()) - r.add.prompt_len;
+  int n = std::min({int(r.drafts.size()), budget - 1, r.add.params.max_tokens - generated - 1});
+  if (limits_.context_limit > 0) n = std::min(n, limits_.context_limit - 2 - r.computed);
+  return std::max(n, 0);
+}
+
+void LaneScheduler::schedule(Request& r, int n, bool sample, int drafts, ScheduledStep& step) {
   if (!r.announced) step.adds.push_back(r.add), r.announced = true;
-  step.seqs.push_back({r.add.request, r.computed, n, sample ? 1 : 0});
+  step.seqs.push_back({r.add.request, r.computed, n + drafts, sample ? 1 : 0, drafts});
   if (r.add.debug.mtp_logits && r.computed + n == r.add.prompt_len && r.add.prompt_len >= 2)
     step.mtp_rows += r.add.prompt_len - 1;
   step.ids.insert(step.ids.end(), r.add.tokens.begin() + r.computed, r.add.tokens.begin() + r.computed + n);
-  r.computed += n;
+  step.ids.insert(step.ids.end(), r.drafts.begin(), r.drafts.begin() + drafts);
+  r.computed += n + drafts;
+  r.drafts.clear();
   r.in_flight = sample;
 }
 
@@ -147,9 +168,10 @@ ScheduledStep LaneScheduler::next_step() {
       if (r.in_flight || r.aborted || remaining <= 0 || (remaining == 1) != decodes) continue;
       if (budget < 1 || seqs < 1) break;
       const int n = chunk_of(r);
-      if (!grow(r, r.computed + n, scheduled)) continue;
-      schedule(r, n, r.computed + n == int(r.add.tokens.size()), step);
-      scheduled.push_back(id), budget -= n, --seqs;
+      const int drafts = decodes ? drafts_for(r, budget) : 0;
+      if (!grow(r, r.computed + n + drafts, scheduled)) continue;
+      schedule(r, n, r.computed + n == int(r.add.tokens.size()), drafts, step);
+      scheduled.push_back(id), budget -= n + drafts, --seqs;
     }
   }
   // Admissions, first come first served, while the whole sequence so far fits everywhere. Not
@@ -162,7 +184,7 @@ ScheduledStep LaneScheduler::next_step() {
     running_.push_back(r.add.request);
     const int n = chunk_of(r);
     if (!grow(r, n, scheduled)) throw std::logic_error("scheduler: an admitted request does not fit");
-    schedule(r, n, n == int(r.add.tokens.size()), step);
+    schedule(r, n, n == int(r.add.tokens.size()), 0, step);
     scheduled.push_back(r.add.request), budget -= n, --seqs;
   }
   step.releases = take_releases();

@@ -22,12 +22,14 @@ struct SchedulerLimits {
   int max_seqs = 256;           // requests in one micro-batch
   int prefill_chunk = 512;      // tokens of one prefill chunk; 0: the whole remaining prompt
   int max_in_flight = 1;        // steps sent and not yet sampled
+  int context_limit = 0;        // positions a sequence may reach; 0: no limit (drafts stop short of it)
 };
 
 // One stage of the lane: its layers and its pool.
 struct StagePool {
   int layer_begin = 0, layer_end = 0;
   int64_t pages = 0;
+  int mtp_layers = 0;  // MTP blocks whose per-request state the stage keeps (speculative decoding)
 };
 
 struct ScheduledStep {
@@ -44,7 +46,7 @@ class LaneScheduler {
 
   void add(AddRecord request);
   void abort(int64_t request);
-  // The ids sampled by one step (one message per step sent).
+  // The ids sampled by one step (one message per step sent), with the drafts for the next.
   void on_sampled(const SampledMessage& m);
   ScheduledStep next_step();
   // Releases decided since the last step (finished, aborted requests): sent on their own when
@@ -70,14 +72,17 @@ class LaneScheduler {
     bool announced = false;    // the add record went down the lane since its (re)admission
     bool aborted = false;      // abort waits for the step in flight
     int64_t order = 0;         // admission order: preemption takes the newest
-    std::vector<int64_t> pages;  // accounted per stage
+    std::vector<int64_t> pages;  // accounted per stage (grows only: rejected drafts hold pages
+                                 // on the stages until the next step rolls them back)
+    std::vector<int32_t> drafts;  // speculative drafts for the next decode step
   };
+  int drafts_for(const Request& r, int budget) const;
   bool grow(Request& r, int tokens, const std::vector<int64_t>& scheduled);
   bool fits(const std::vector<int64_t>& need) const;
   void free_pages(Request& r);
   void finish(int64_t id);
   void preempt(int64_t id);
-  void schedule(Request& r, int n, bool sample, ScheduledStep& step);
+  void schedule(Request& r, int n, bool sample, int drafts, ScheduledStep& step);
 
   const ModelConfig& config_;
   SchedulerLimits limits_;

@@ -73,6 +73,7 @@ void put_adds(ByteBuffer& b, const std::vector<AddRecord>& adds) {
     put_vector(b, a.tokens);
     put(b, int32_t(a.debug.prompt_logits)), put(b, int32_t(a.debug.token_logits)), put(b, int32_t(a.debug.mtp_logits));
     put_vector(b, a.debug.forced);
+    put_vector(b, a.debug.draft_ids);
   }
 }
 
@@ -89,6 +90,7 @@ std::vector<AddRecord> take_adds(Reader& p, Reader end) {
     a.debug.token_logits = take<int32_t>(p, end) != 0;
     a.debug.mtp_logits = take<int32_t>(p, end) != 0;
     a.debug.forced = take_vector<int32_t>(p, end);
+    a.debug.draft_ids = take_vector<int32_t>(p, end);
     if (a.prompt_len < 1 || a.prompt_len > int32_t(a.tokens.size()))
       throw std::runtime_error(fmt::format("pipeline message: request {} has a prompt of {} of {} tokens", a.request,
                                            a.prompt_len, a.tokens.size()));
@@ -154,6 +156,8 @@ ForwardMessage ForwardMessage::decode(const ByteBuffer& b) {
   for (const auto& s : m.seqs) {
     if (s.rows < 1 || s.start_pos < 0)
       throw std::runtime_error(fmt::format("pipeline: request {} has {} rows at position {}", s.request, s.rows, s.start_pos));
+    if (s.drafts < 0 || s.drafts >= s.rows || (s.drafts > 0 && !s.sample))
+      throw std::runtime_error(fmt::format("pipeline: request {} has {} drafts in {} rows", s.request, s.drafts, s.rows));
     rows += s.rows;
   }
   if (rows != m.rows() || m.stage_rows < m.rows())
@@ -165,7 +169,8 @@ ForwardMessage ForwardMessage::decode(const ByteBuffer& b) {
 ByteBuffer SampledMessage::encode() const {
   ByteBuffer b;
   put(b, kSampledMagic);
-  put_vector(b, entries);
+  put(b, uint64_t(entries.size()));
+  for (const auto& e : entries) put(b, e.request), put_vector(b, e.ids), put_vector(b, e.drafts), put(b, e.finished);
   return b;
 }
 
@@ -173,7 +178,15 @@ SampledMessage SampledMessage::decode(const ByteBuffer& b) {
   Reader p = b.data(), end = b.data() + b.size();
   expect_magic(p, end, kSampledMagic, "sampled");
   SampledMessage m;
-  m.entries = take_vector<SampledEntry>(p, end);
+  const auto n = take<uint64_t>(p, end);
+  if (n > uint64_t(end - p)) throw std::runtime_error("pipeline message: bad sampled count");
+  m.entries.resize(n);
+  for (auto& e : m.entries) {
+    e.request = take<int64_t>(p, end);
+    e.ids = take_vector<int32_t>(p, end);
+    e.drafts = take_vector<int32_t>(p, end);
+    e.finished = take<int32_t>(p, end);
+  }
   expect_end(p, end, "sampled");
   return m;
 }
@@ -190,6 +203,8 @@ ByteBuffer StreamMessage::encode() const {
     put_vector(b, std::vector<char>(e.error.begin(), e.error.end()));
     put_vector(b, e.logits), put_vector(b, e.prompt_logits), put_vector(b, e.mtp_logits);
   }
+  put(b, spec.drafts), put(b, spec.draft_tokens), put(b, spec.accepted_tokens);
+  put_vector(b, spec.accepted_at);
   return b;
 }
 
@@ -213,6 +228,9 @@ StreamMessage StreamMessage::decode(const ByteBuffer& b) {
     e.logits = take_vector<float>(p, end), e.prompt_logits = take_vector<float>(p, end);
     e.mtp_logits = take_vector<float>(p, end);
   }
+  m.spec.drafts = take<int64_t>(p, end), m.spec.draft_tokens = take<int64_t>(p, end);
+  m.spec.accepted_tokens = take<int64_t>(p, end);
+  m.spec.accepted_at = take_vector<int64_t>(p, end);
   expect_end(p, end, "stream");
   return m;
 }

@@ -4,7 +4,8 @@
 //  Forward   stage s -> s+1 of one lane: a step (rows of several requests: their token ids and
 //            hc stream, the requests that enter the lane, the states to free), a release-only
 //            message, or the shutdown.
-//  Sampled   last stage -> stage 0 of the lane, one per step: the ids it sampled.
+//  Sampled   last stage -> stage 0 of the lane, one per step: the ids it sampled (and, with
+//            speculative decoding, the drafts for the next step).
 //  Stream    last stage -> rank 0, one per step with tokens: every new token as it exists.
 //  Report    every rank -> rank 0 at shutdown: its KV pool and step counters.
 // Every decoder checks lengths and magic numbers: a truncated or corrupt message is an error.
@@ -36,12 +37,15 @@ struct ControlMessage {
 };
 
 // Rows of one request in a step: positions start_pos .. start_pos + rows - 1. `sample`: the
-// last stage samples the next token from the last row.
+// last stage samples the next token from the last row, or, when the last `drafts` rows are
+// speculative drafts, verifies them from the row before them on (docs/speculative.md). A
+// start_pos before a stage's next position for the request rolls back the drafts it rejected.
 struct StepSeq {
   int64_t request = 0;
   int32_t start_pos = 0;
   int32_t rows = 0;
   int32_t sample = 0;
+  int32_t drafts = 0;
 };
 
 struct ForwardMessage {
@@ -63,7 +67,8 @@ struct ForwardMessage {
 
 struct SampledEntry {
   int64_t request = 0;
-  int32_t id = -1;
+  std::vector<int32_t> ids;     // the new tokens: one, or the accepted drafts then one more
+  std::vector<int32_t> drafts;  // speculative drafts for the request's next step
   int32_t finished = 0;
 };
 struct SampledMessage {
@@ -75,6 +80,7 @@ struct SampledMessage {
 struct StreamMessage {
   std::vector<float> stage_seconds;  // of the step that produced these tokens
   std::vector<TokenEvent> events;
+  SpecDecodeStats spec;              // the drafts this step verified
   ByteBuffer encode() const;
   static StreamMessage decode(const ByteBuffer& b);
 };

@@ -21,9 +21,12 @@ RankLoop::RankLoop(StageExecutor& executor, PipelineLink& link, PipelineLink* da
   if (exchange_.size() != cfg_.topology.lanes() || exchange_.rank() != cfg_.lane)
     throw std::logic_error(fmt::format("rank loop: stage exchange is lane {} of {}, expected lane {} of {}",
                                        exchange_.rank(), exchange_.size(), cfg_.lane, cfg_.topology.lanes()));
-  if (cfg_.stage == 0)
-    scheduler_ = std::make_unique<LaneScheduler>(ex_.config(), cfg_.limits, cfg_.stage_pools, cfg_.page_bytes);
-  if (ex_.last()) last_ = std::make_unique<LastStage>(ex_, cfg_.context_limit);
+  if (cfg_.stage == 0) {
+    SchedulerLimits limits = cfg_.limits;
+    limits.context_limit = cfg_.context_limit;
+    scheduler_ = std::make_unique<LaneScheduler>(ex_.config(), limits, cfg_.stage_pools, cfg_.page_bytes);
+  }
+  if (ex_.last()) last_ = std::make_unique<LastStage>(ex_, cfg_.context_limit, cfg_.speculative_tokens);
 }
 
 // Sums small counters over the stage's lanes with the exchange itself, so the agreement is
@@ -107,7 +110,7 @@ void RankLoop::run_step(ForwardMessage& m) {
     if (last_)
       for (const auto& a : m.adds) last_->add(a);
     std::vector<ExtendSeq> seqs;
-    for (const auto& s : m.seqs) seqs.push_back({s.request, s.start_pos, s.rows});
+    for (const auto& s : m.seqs) seqs.push_back({s.request, s.start_pos, s.rows, s.drafts > 0});
     ex_.extend(seqs, m.ids, m.X);
     m.stage_seconds.push_back(float(now_s() - t0));
     busy_ += now_s() - t0;

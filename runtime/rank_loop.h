@@ -32,6 +32,7 @@ struct RankLoopConfig {
   std::vector<StagePool> stage_pools;  // layers and pool pages of every stage (same in every lane)
   std::size_t page_bytes = 0;
   int context_limit = 0;
+  int speculative_tokens = 0;  // MTP drafts per request and step (docs/speculative.md); 0: off
   int64_t fault_step = -1;  // test switch: throw at this step (FLASHLINE_TEST_FAULT)
 };
 

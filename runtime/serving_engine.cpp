@@ -30,6 +30,12 @@ const char* to_string(FinishReason r) {
   return "";
 }
 
+void SpecDecodeStats::add(const SpecDecodeStats& o) {
+  drafts += o.drafts, draft_tokens += o.draft_tokens, accepted_tokens += o.accepted_tokens;
+  if (accepted_at.size() < o.accepted_at.size()) accepted_at.resize(o.accepted_at.size(), 0);
+  for (std::size_t i = 0; i < o.accepted_at.size(); ++i) accepted_at[i] += o.accepted_at[i];
+}
+
 ServingEngine::ServingEngine(RankLoop& loop, PipelineLink& link, const ModelConfig& config, int context_limit,
                              std::function<void(const std::string&)> on_fatal)
     : loop_(loop), link_(link), config_(config), context_limit_(context_limit), on_fatal_(std::move(on_fatal)) {
@@ -52,10 +58,11 @@ int64_t ServingEngine::submit(EngineRequest request) {
     if (request.prompt[i] < 0 || request.prompt[i] >= config_.vocab)
       throw InputError(fmt::format("prompt[{}]: token id {} is outside the vocabulary 0..{}", i, request.prompt[i],
                                    config_.vocab - 1));
-  for (std::size_t i = 0; i < request.debug.forced.size(); ++i)
-    if (request.debug.forced[i] < 0 || request.debug.forced[i] >= config_.vocab)
-      throw InputError(fmt::format("forced[{}]: token id {} is outside the vocabulary 0..{}", i,
-                                   request.debug.forced[i], config_.vocab - 1));
+  for (const auto& [name, ids] : {std::pair{"forced", &request.debug.forced}, {"draft_ids", &request.debug.draft_ids}})
+    for (std::size_t i = 0; i < ids->size(); ++i)
+      if ((*ids)[i] < 0 || (*ids)[i] >= config_.vocab)
+        throw InputError(fmt::format("{}[{}]: token id {} is outside the vocabulary 0..{}", name, i, (*ids)[i],
+                                     config_.vocab - 1));
   check_sampling_params(request.sampling, config_.vocab);
   const int64_t total = int64_t(request.prompt.size()) + request.sampling.max_tokens;
   if (total > context_limit_)
@@ -147,6 +154,7 @@ bool ServingEngine::drain_stream() {
         std::lock_guard lock(mu_);
         for (std::size_t s = 0; s < m.stage_seconds.size() && s < stage_time_.size(); ++s)
           stage_time_[s] += m.stage_seconds[s], ++stage_samples_[s];
+        stats_.spec.add(m.spec);
       }
       for (const auto& e : m.events) deliver(e);
       any = true;

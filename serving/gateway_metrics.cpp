@@ -61,6 +61,15 @@ GatewayMetrics::GatewayMetrics(const std::string& model_name)
   prompt_tokens_ = counter("flashline:prompt_tokens_total", "Prompt tokens processed.");
   generation_tokens_ = counter("flashline:generation_tokens_total", "Tokens generated.");
   preemptions_ = counter("flashline:num_preemptions_total", "Requests preempted (KV pages reclaimed).");
+  // Speculative decoding, vLLM's spec_decode names: acceptance rate = accepted / draft tokens,
+  // mean acceptance length = 1 + accepted / drafts.
+  spec_drafts_ = counter("flashline:spec_decode_num_drafts_total", "Verification steps that carried drafts.");
+  spec_draft_tokens_ = counter("flashline:spec_decode_num_draft_tokens_total", "Draft tokens verified.");
+  spec_accepted_ = counter("flashline:spec_decode_num_accepted_tokens_total", "Draft tokens accepted.");
+  spec_accepted_at_ = &prometheus::BuildCounter()
+                           .Name("flashline:spec_decode_num_accepted_tokens_per_pos_total")
+                           .Help("Draft tokens accepted, by position in the draft (0: the first).")
+                           .Register(*registry_);
   stage_step_ = &prometheus::BuildGauge()
                      .Name("flashline:stage_step_seconds")
                      .Help("Mean step time of each pipeline stage (this lane's view).")
@@ -99,6 +108,12 @@ std::string GatewayMetrics::render(const EngineStats& s) {
   advance(prompt_tokens_, s.prompt_tokens, last_.prompt_tokens);
   advance(generation_tokens_, s.generation_tokens, last_.generation_tokens);
   advance(preemptions_, s.preemptions, last_.preemptions);
+  advance(spec_drafts_, s.spec.drafts, last_.spec.drafts);
+  advance(spec_draft_tokens_, s.spec.draft_tokens, last_.spec.draft_tokens);
+  advance(spec_accepted_, s.spec.accepted_tokens, last_.spec.accepted_tokens);
+  for (std::size_t i = 0; i < s.spec.accepted_at.size(); ++i)
+    advance(&spec_accepted_at_->Add({{"model_name", model_}, {"position", std::to_string(i)}}), s.spec.accepted_at[i],
+            i < last_.spec.accepted_at.size() ? last_.spec.accepted_at[i] : 0);
   last_ = s;
   for (std::size_t i = 0; i < s.stage_step_seconds.size(); ++i)
     stage_step_->Add({{"model_name", model_}, {"stage", std::to_string(i)}}).Set(s.stage_step_seconds[i]);

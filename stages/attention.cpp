@@ -66,7 +66,7 @@ void attend_request(const BlockWeights& bw, const SequenceSlice& seq, const floa
       if (p <= pos) widx[std::size_t(i) * win + j] = p < pos0 ? p % win : win + p - pos0;
     }
   }
-  for (int t = std::max(0, S - win); t < S; ++t) st.window.set((pos0 + t) % win, kv + std::size_t(t) * hd);
+  for (int t = std::max(0, S - win); t < S; ++t) st.window.set((pos0 + t) % win, kv + std::size_t(t) * hd, pos0 + t);
 
   // compressed part: entry c is visible to the query at position p iff c < (p + 1) / ratio
   std::vector<int32_t> cidx;
@@ -87,7 +87,9 @@ void attend_request(const BlockWeights& bw, const SequenceSlice& seq, const floa
         for (int b = 0; b < (pos0 + i + 1) / ratio; ++b) cidx[std::size_t(i) * clen + b] = b;
     }
     const auto entries = run_compressor(*bw.attn.compressor, x, S, pos0, st.compressor, ctx.rope_for(id), c, ctx.numerics);
-    for (std::size_t r = 0; r < entries.size() / hd; ++r) st.compressed.append(&entries[r * hd]);
+    // entry e is completed by the token at position (e + 1) * ratio - 1
+    for (std::size_t r = 0; r < entries.size() / hd; ++r)
+      st.compressed.append(&entries[r * hd], (st.compressed.size() + 1) * ratio - 1);
   }
   // Only the compressed entries some query selects are read, renumbered in order of first use
   // (the lists keep their order, so results do not change).

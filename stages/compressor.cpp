@@ -93,8 +93,8 @@ std::vector<float> run_compressor(const CompressorWeights& w, const float* x, in
   const int half = w.overlap ? ratio : 0;
   for (int t = 0; t < S; ++t) {
     const int pos = start_pos + t;
-    st.kv.set(half + pos % ratio, kv_row(t));
-    st.score.set(half + pos % ratio, sc_row(t));
+    st.kv.set(half + pos % ratio, kv_row(t), pos);
+    st.score.set(half + pos % ratio, sc_row(t), pos);
     if ((pos + 1) % ratio != 0) continue;
     Window win(w.overlap ? 2 * ratio : ratio, d);
     for (int r = 0; r < win.n; ++r) {
@@ -105,8 +105,8 @@ std::vector<float> run_compressor(const CompressorWeights& w, const float* x, in
       win.set(r, rk.data() + off, rs.data() + off);
       // the completed block becomes the next entry's overlap half
       if (w.overlap && r >= ratio) {
-        st.kv.set(r - ratio, rk.data());
-        st.score.set(r - ratio, rs.data());
+        st.kv.set(r - ratio, rk.data(), pos);
+        st.score.set(r - ratio, rs.data(), pos);
       }
     }
     auto e = pool(win, num);

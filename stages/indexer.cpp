@@ -32,7 +32,8 @@ IndexerResult run_indexer(const IndexerWeights& w, int layer_id, const float* x,
     }
   }
   const auto new_keys = run_compressor(w.compressor, x, S, start_pos, st.index_compressor, rope, c, num);
-  for (std::size_t r = 0; r < new_keys.size() / Id; ++r) st.index_keys.append(&new_keys[r * Id]);
+  for (std::size_t r = 0; r < new_keys.size() / Id; ++r)
+    st.index_keys.append(&new_keys[r * Id], (st.index_keys.size() + 1) * ratio - 1);
 
   // per-head weights: bf16(bf16(x . weights_proj) * Id^-0.5 * IH^-0.5)
   std::vector<float> hw(std::size_t(S) * IH);

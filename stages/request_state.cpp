@@ -44,14 +44,54 @@ void KvRows::get(int i, float* row) const {
   std::copy_n(&plain_[std::size_t(i) * cols_], cols_, row);
 }
 
-void KvRows::set(int i, const float* row) {
+void KvRows::record(int pos, int row) {
+  if (!journal_) return;
+  if (pos < 0) throw std::logic_error("KvRows: a journaled write without its token position");
+  if (!undo_.empty() && pos < undo_.back().pos)
+    throw std::logic_error("KvRows: journaled writes out of position order");
+  Undo u{pos, row, {}};
+  if (row >= 0) {
+    u.old.resize(cols_);
+    get(row, u.old.data());
+  }
+  undo_.push_back(std::move(u));
+}
+
+void KvRows::set(int i, const float* row, int pos) {
+  record(pos, i);
   if (paged_) return rows_.set(i, row);
   std::copy_n(row, cols_, &plain_[std::size_t(i) * cols_]);
 }
 
-void KvRows::append(const float* row) {
+void KvRows::append(const float* row, int pos) {
+  record(pos, -1);
   if (paged_) return rows_.append(row);
   plain_.insert(plain_.end(), row, row + cols_);
+}
+
+void KvRows::open_journal() {
+  journal_ = true;
+  undo_.clear();
+}
+
+void KvRows::rollback(int pos) {
+  // Newest first: a row written twice gets back what it held before the first write.
+  while (!undo_.empty() && undo_.back().pos >= pos) {
+    const Undo& u = undo_.back();
+    if (u.row < 0) {
+      truncate(size() - 1);
+    } else if (paged_) {
+      rows_.set(u.row, u.old.data());
+    } else {
+      std::copy(u.old.begin(), u.old.end(), &plain_[std::size_t(u.row) * cols_]);
+    }
+    undo_.pop_back();
+  }
+}
+
+void KvRows::close_journal() {
+  journal_ = false;
+  undo_.clear();
 }
 
 void KvRows::get_all(float* out) const {
@@ -117,6 +157,18 @@ int RequestState::pages() const {
     n += l.window.pages() + l.compressed.pages() + l.compressor.kv.pages() + l.compressor.score.pages() +
          l.index_keys.pages() + l.index_compressor.kv.pages() + l.index_compressor.score.pages();
   return n;
+}
+
+void RequestState::open_journal() {
+  for (auto& l : layers) l.for_each_rows([](KvRows& r) { r.open_journal(); });
+}
+
+void RequestState::rollback(int pos) {
+  for (auto& l : layers) l.for_each_rows([pos](KvRows& r) { r.rollback(pos); });
+}
+
+void RequestState::close_journal() {
+  for (auto& l : layers) l.for_each_rows([](KvRows& r) { r.close_journal(); });
 }
 
 int kv_pages_for(const ModelConfig& c, int begin, int end, int tokens, std::size_t page_bytes) {

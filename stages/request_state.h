@@ -35,18 +35,37 @@ class KvRows {
   int cols() const { return cols_; }
   int size() const { return paged_ ? rows_.size() : (cols_ ? int(plain_.size() / cols_) : 0); }
   void get(int i, float* row) const;
-  void set(int i, const float* row);
-  void append(const float* row);
+  // Writes name `pos`, the position of the token whose feeding makes them: the undo journal
+  // records it (a journaled write without a position is a logic error).
+  void set(int i, const float* row, int pos = -1);
+  void append(const float* row, int pos = -1);
   void get_all(float* out) const;  // rows [0, size()) into out ([size(), cols])
   void fill(int n, float value);   // appends n rows of `value`
   void truncate(int n);
   int pages() const { return paged_ ? rows_.pages() : 0; }
 
+  // Undo journal of a speculative step (docs/speculative.md): while open, every write keeps
+  // what it replaced, so rollback(pos) can return the rows to what they held before the
+  // tokens at positions >= pos were fed: overwritten rows get their old bytes back, appended
+  // rows go (with their pages). close_journal() keeps every write.
+  void open_journal();
+  void rollback(int pos);
+  void close_journal();
+
  private:
+  struct Undo {
+    int pos = 0;
+    int row = -1;            // overwritten row; -1: an append
+    std::vector<float> old;  // its previous values
+  };
+  void record(int pos, int row);
+
   int cols_ = 0;
   bool paged_ = false;
   std::vector<float> plain_;
   PagedRows rows_;
+  bool journal_ = false;
+  std::vector<Undo> undo_;  // in write order
 };
 
 // Rows of a compressor that has not completed its block yet. A fresh state is kv = 0,
@@ -56,6 +75,8 @@ struct CompressorState {
   int rows = 0, cols = 0;
   KvRows kv, score;
   void reset(int rows, int cols, KvStorage* storage = nullptr);
+  template <class F>
+  void for_each_rows(F f) { f(kv), f(score); }
 };
 
 struct LayerState {
@@ -64,6 +85,11 @@ struct LayerState {
   CompressorState compressor;
   KvRows index_keys;  // [n, index_dim] indexer compressed keys (ratio-4 layers)
   CompressorState index_compressor;
+  template <class F>
+  void for_each_rows(F f) {
+    f(window), f(compressed), f(index_keys);
+    compressor.for_each_rows(f), index_compressor.for_each_rows(f);
+  }
 };
 
 struct RequestState {
@@ -75,6 +101,12 @@ struct RequestState {
   static RequestState fresh(const ModelConfig& c, int begin, int end, KvStorage* storage = nullptr);
   LayerState& layer(int id) { return layers.at(id - layer_begin); }
   int pages() const;
+
+  // The undo journal of every row table (KvRows) of every layer: a speculative step opens it,
+  // the next step rolls back to its first position, or closes it when every token was kept.
+  void open_journal();
+  void rollback(int pos);
+  void close_journal();
 };
 
 // Pages of `page_bytes` a request of `tokens` tokens holds for layer ids [begin, end): what

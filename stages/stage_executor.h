@@ -14,10 +14,14 @@
 namespace flashline {
 
 // Rows of one request in a step: positions start_pos .. start_pos + rows - 1.
+// A start_pos before the request's next position rolls back the rows the previous step fed
+// from start_pos on (that step must have been speculative). `speculative`: rows after the
+// first are drafts that a later step may roll back, so the step keeps an undo journal.
 struct ExtendSeq {
   int64_t request = 0;
   int32_t start_pos = 0;
   int32_t rows = 0;
+  bool speculative = false;
 };
 
 class StageExecutor {
@@ -49,6 +53,23 @@ class StageExecutor {
   using MtpJob = std::pair<std::vector<float>, std::vector<int32_t>>;
   std::vector<std::vector<float>> mtp_over_prompts(const std::vector<MtpJob>& jobs);
 
+  // Last stage, speculative decoding: extends each request's own MTP state by its rows, row q
+  // being the pair (final hc stream h_q of the main model, or the MTP's own output when
+  // drafting further; the token at q + 1). `draft`: the rows are drafts on drafts, undone by
+  // discard_mtp_drafts. A collective of the last stage's lanes, like extend.
+  struct MtpOutput {
+    std::vector<float> logits;  // [rows, vocab]
+    std::vector<float> X;       // the MTP block's output hc stream [rows, hc, dim]
+  };
+  MtpOutput extend_mtp(const std::vector<ExtendSeq>& seqs, const std::vector<int32_t>& next_ids,
+                       const std::vector<float>& h, bool draft);
+  void discard_mtp_drafts(int64_t request);
+
+  // A live request's state of its main layers / of its MTP block (nullptr if none), for tests
+  // that compare states.
+  const RequestState* state(int64_t request) const;
+  const RequestState* mtp_state(int64_t request) const;
+
   int live_requests() const { return int(states_.size()); }
   int64_t pages_used() const { return storage_ ? storage_->pool.used() : 0; }
   int64_t pages_total() const { return storage_ ? storage_->pool.total() : 0; }
@@ -58,12 +79,17 @@ class StageExecutor {
   struct Live {
     RequestState state;
     int32_t next_pos = 0;
+    int32_t journal_from = -1;  // first position of the open undo journal; -1: none
   };
+  using LiveMap = std::map<int64_t, Live>;
+  // The state `s` extends, rolled back or started afresh as `s` says.
+  Live& prepare(LiveMap& live, const ExtendSeq& s, int begin, int end);
   Transformer& tf_;
   int layer_begin_, layer_end_;
   bool first_, last_;
   std::unique_ptr<KvStorage> storage_;
-  std::map<int64_t, Live> states_;
+  LiveMap states_;
+  LiveMap mtp_states_;
 };
 
 }  // namespace flashline

@@ -103,7 +103,8 @@ std::vector<float> Transformer::logits(const std::vector<float>& X, const std::v
   return head_logits(X, rows, weights_.hc_head, weights_.norm, trace);
 }
 
-std::vector<float> Transformer::mtp_logits(const std::vector<float>& h, const StepBatch& batch, int k) {
+std::vector<float> Transformer::mtp_logits(const std::vector<float>& h, const StepBatch& batch, int k,
+                                           std::vector<float>* out_stream) {
   const auto& c = config_;
   const Numerics num = ctx_.numerics;
   const MtpWeights& m = weights_.mtp.at(k);
@@ -128,7 +129,9 @@ std::vector<float> Transformer::mtp_logits(const std::vector<float>& h, const St
   run_block(m.block, batch, X, nullptr);
   std::vector<int> rows(R);
   for (int r = 0; r < R; ++r) rows[r] = r;
-  return head_logits(X, rows, m.hc_head, m.norm, nullptr);
+  auto logits = head_logits(X, rows, m.hc_head, m.norm, nullptr);
+  if (out_stream) *out_stream = std::move(X);
+  return logits;
 }
 
 }  // namespace flashline

@@ -33,8 +33,9 @@ class Transformer {
   // fp32 logits [rows.size(), vocab] of the given rows of a final hc stream.
   std::vector<float> logits(const std::vector<float>& X, const std::vector<int>& rows, Trace* trace = nullptr) const;
   // MTP block `k`: h = main final hc stream rows, batch.ids = the next tokens, batch states =
-  // MTP states. Returns logits [batch.rows(), vocab].
-  std::vector<float> mtp_logits(const std::vector<float>& h, const StepBatch& batch, int k = 0);
+  // MTP states. Returns logits [batch.rows(), vocab]; `out_stream`: the block's output hc stream.
+  std::vector<float> mtp_logits(const std::vector<float>& h, const StepBatch& batch, int k = 0,
+                                std::vector<float>* out_stream = nullptr);
 
  private:
   void run_block(const BlockWeights& bw, const StepBatch& batch, std::vector<float>& X, Trace* trace);

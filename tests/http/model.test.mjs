@@ -23,8 +23,10 @@ let server, client;
 
 before(async () => {
   if (!available) return;
+  // Speculative decoding on (2 MTP drafts per step): every reply below must still equal the
+  // non-speculative `generate`'s, the 256 streams and their cut-offs included.
   server = await startServer(bin, ['serve', '--model', model, '--tokenizer', tokenizer, '--served-model-name', 'tiny',
-                                   '--numerics', 'fast']);
+                                   '--numerics', 'fast', '--speculative-tokens', '2']);
   client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'unused', maxRetries: 0, timeout: 600_000 });
 });
 
@@ -159,6 +161,10 @@ test('256 concurrent streams, a quarter cut off: the rest equal their solo runs,
     await new Promise((r) => setTimeout(r, 50));
   assert.equal(await metric(server.url, 'flashline:num_requests_running'), 0);
   assert.equal(await metric(server.url, 'flashline:num_requests_waiting'), 0);
+  // The drafts were verified (the tiny model's own MTP head drafts poorly: any acceptance).
+  const drafted = await metric(server.url, 'flashline:spec_decode_num_draft_tokens_total');
+  assert.ok(drafted > 0, 'drafts verified');
+  assert.ok(await metric(server.url, 'flashline:spec_decode_num_accepted_tokens_total') <= drafted);
 });
 
 test('over the context limit: 400 naming both numbers', opts, async () => {

@@ -195,7 +195,8 @@ test('models, health, version, tokenize/detokenize, metrics', async () => {
   assert.equal(chatTok.tokens[0], 0, 'the chat prompt starts with BOS');
   const text = await (await fetch(`${plain.url}/metrics`)).text();
   for (const name of ['flashline:num_requests_waiting', 'flashline:prompt_tokens_total', 'flashline:inter_token_latency_seconds_bucket',
-                      'flashline:request_queue_time_seconds_sum', 'flashline:num_preemptions_total'])
+                      'flashline:request_queue_time_seconds_sum', 'flashline:num_preemptions_total',
+                      'flashline:spec_decode_num_drafts_total', 'flashline:spec_decode_num_accepted_tokens_total'])
     assert.ok(text.includes(name), name);
 });
 

@@ -49,14 +49,14 @@ TEST(LaneScheduler, ChunksUnderTheBudgetThenDecodesFirst) {
   EXPECT_EQ(b.seqs[0].sample, 1);
   EXPECT_TRUE(b.adds.empty());
   s.step_sent();
-  s.on_sampled(sampled({{2, 11, 0}}));
-  s.on_sampled(sampled({{1, 12, 0}}));
+  s.on_sampled(sampled({{2, {11}, {}, 0}}));
+  s.on_sampled(sampled({{1, {12}, {}, 0}}));
   auto d = s.next_step();  // both decode, oldest first
   ASSERT_EQ(d.seqs.size(), 2u);
   EXPECT_EQ(d.seqs[0].request, 1);
   EXPECT_EQ(d.ids, (std::vector<int32_t>{12, 11}));
   s.step_sent();
-  s.on_sampled(sampled({{1, 13, 1}, {2, 14, 0}}));  // request 1 finished
+  s.on_sampled(sampled({{1, {13}, {}, 1}, {2, {14}, {}, 0}}));  // request 1 finished
   EXPECT_EQ(s.take_releases(), std::vector<int64_t>{1});
   s.abort(2);
   EXPECT_EQ(s.take_releases(), std::vector<int64_t>{2});
@@ -79,11 +79,11 @@ TEST(LaneScheduler, AdmitsOnlyWhatFitsAndPreemptsTheNewest) {
   s.step_sent();
   // Feed both to the token count that needs one page more: the newest must give way.
   std::vector<int32_t> toks(grown - 40, 5);
-  s.on_sampled(sampled({{1, 5, 0}, {2, 5, 0}}));
+  s.on_sampled(sampled({{1, {5}, {}, 0}, {2, {5}, {}, 0}}));
   for (int n = 41; n < grown; ++n) {
     auto step = s.next_step();
     s.step_sent();
-    s.on_sampled(sampled({{1, 5, 0}, {2, 5, 0}}));
+    s.on_sampled(sampled({{1, {5}, {}, 0}, {2, {5}, {}, 0}}));
     ASSERT_EQ(step.seqs.size(), 2u);
   }
   auto p = s.next_step();

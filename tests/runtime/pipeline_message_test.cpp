@@ -94,11 +94,13 @@ TEST(PipelineMessage, OtherKindsRoundTrip) {
   expect_same(dc.adds.at(0), c.adds[0]);
   EXPECT_EQ(dc.aborts, c.aborts);
 
-  SampledMessage s{{{41, 9, 0}, {7, 2, 1}}};
+  SampledMessage s{{{41, {9}, {3, 4}, 0}, {7, {2, 8}, {}, 1}}};
   const auto ds = SampledMessage::decode(s.encode());
   ASSERT_EQ(ds.entries.size(), 2u);
   EXPECT_EQ(ds.entries[1].request, 7);
   EXPECT_EQ(ds.entries[1].finished, 1);
+  EXPECT_EQ(ds.entries[0].drafts, (std::vector<int32_t>{3, 4}));
+  EXPECT_EQ(ds.entries[1].ids, (std::vector<int32_t>{2, 8}));
 
   StreamMessage st;
   st.stage_seconds = {0.5f, 0.25f};
@@ -142,7 +144,7 @@ TEST(PipelineMessage, TruncatedMessagesAreRejected) {
   const std::vector<std::pair<ByteBuffer, std::function<void(const ByteBuffer&)>>> kinds{
       {sample_step().encode(), [](const ByteBuffer& b) { ForwardMessage::decode(b); }},
       {c.encode(), [](const ByteBuffer& b) { ControlMessage::decode(b); }},
-      {SampledMessage{{{1, 2, 0}}}.encode(), [](const ByteBuffer& b) { SampledMessage::decode(b); }},
+      {SampledMessage{{{1, {2}, {}, 0}}}.encode(), [](const ByteBuffer& b) { SampledMessage::decode(b); }},
       {s.encode(), [](const ByteBuffer& b) { StreamMessage::decode(b); }},
       {RankReport{}.encode(), [](const ByteBuffer& b) { RankReport::decode(b); }}};
   for (const auto& [whole, decode] : kinds) {
@@ -155,7 +157,7 @@ TEST(PipelineMessage, TruncatedMessagesAreRejected) {
 
 TEST(PipelineMessage, WrongKindTrailingBytesAndInconsistentRowsAreRejected) {
   EXPECT_THROW(SampledMessage::decode(sample_step().encode()), std::runtime_error);
-  auto trailing = SampledMessage{{{1, 2, 0}}}.encode();
+  auto trailing = SampledMessage{{{1, {2}, {}, 0}}}.encode();
   trailing.push_back(std::byte{0});
   EXPECT_THROW(SampledMessage::decode(trailing), std::runtime_error);
   auto rows = sample_step();
