@@ -89,6 +89,7 @@ SchedulerLimits limits_of(const EngineOptions& o, int stages) {
   l.max_seqs = o.max_seqs;
   l.prefill_chunk = o.prefill_chunk;
   l.max_in_flight = o.micro_batches > 0 ? o.micro_batches : stages;
+  l.speculative_min_acceptance = o.speculative_min_acceptance;
   return l;
 }
 
@@ -271,6 +272,8 @@ std::unique_ptr<Engine> start_engine(const EngineOptions& o) {
     throw InputError(fmt::format("--kv-page-bytes: expected 1024 .. 64 MiB, got {}", o.kv_page_bytes));
   if (o.speculative_tokens < 0 || o.speculative_tokens > 3)
     throw InputError(fmt::format("--speculative-tokens: expected 0 .. 3, got {}", o.speculative_tokens));
+  if (!(o.speculative_min_acceptance >= 0 && o.speculative_min_acceptance <= 1))
+    throw InputError(fmt::format("--speculative-min-acceptance: expected 0 .. 1, got {}", o.speculative_min_acceptance));
   if (o.speculative_tokens > 0 && engine_model_config(o).n_mtp == 0)
     throw InputError(fmt::format("--speculative-tokens {}: the model in {} has no MTP block (num_nextn_predict_layers "
                                  "is 0) to draft with",
@@ -319,6 +322,10 @@ void add_engine_flags(CLI::App& cmd, EngineOptions& o, std::string& numerics) {
                "Do not scan the weights for NaN / Inf at load (faster start; a bad checkpoint then gives bad output)");
   cmd.add_option("--kv-page-bytes", o.kv_page_bytes, "KV page size in bytes")->capture_default_str();
   cmd.add_option("--threads", o.threads, "Compute threads per rank (default: from the plan, else the machine's cores)");
+  cmd.add_option("--speculative-min-acceptance", o.speculative_min_acceptance,
+                 "Speculative decoding: a request whose drafts were accepted below this rate (0..1, after 16 "
+                 "drafts) verifies no more drafts")
+      ->capture_default_str();
   cmd.add_option("--speculative-tokens", o.speculative_tokens,
                  "Speculative decoding: tokens the MTP block drafts per request and step, verified by the next "
                  "(0: off, up to 3; docs/speculative.md)")

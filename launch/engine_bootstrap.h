@@ -28,6 +28,7 @@ struct EngineOptions {
   int kv_page_bytes = 16 * 1024;   // KV page size (a window ring of the release config takes 5)
   bool skip_weight_check = false;  // trust the checkpoint's values (no scan for NaN / Inf at load)
   int speculative_tokens = 0;      // MTP drafts per request and step (0: off; up to 3)
+  double speculative_min_acceptance = 0;  // below this acceptance a request stops drafting
 };
 
 // The engine flags shared by every command that runs the model (--model, --plan, --numerics,

@@ -87,6 +87,9 @@ void LaneScheduler::on_sampled(const SampledMessage& m) {
     if (it == requests_.end()) continue;
     auto& r = it->second;
     r.in_flight = false;
+    r.drafted += r.sent_drafts;
+    r.accepted += std::min<int64_t>(r.sent_drafts, std::max<int64_t>(0, int64_t(e.ids.size()) - 1));
+    r.sent_drafts = 0;
     r.add.tokens.insert(r.add.tokens.end(), e.ids.begin(), e.ids.end());
     // Every stage keeps the rows up to the newest token's position (which is not yet fed):
     // the rows of rejected drafts are rolled back by the next step that starts there.
@@ -128,8 +131,9 @@ bool LaneScheduler::grow(Request& r, int tokens, const std::vector<int64_t>& sch
 
 // Drafts a decode of `r` carries: what the last stage proposed, within the step's budget, and
 // never past the request's max_tokens or the context limit (a draft at position p is verified
-// by the token sampled at p + 1).
+// by the token sampled at p + 1); none once the request's acceptance has proved too poor.
 int LaneScheduler::drafts_for(const Request& r, int budget) const {
+  if (r.drafted >= 16 && double(r.accepted) < limits_.speculative_min_acceptance * double(r.drafted)) return 0;
   const int generated = int(r.add.tokens.size()) - r.add.prompt_len;
   int n = std::min({int(r.drafts.size()), budget - 1, r.add.params.max_tokens - generated - 1});
   if (limits_.context_limit > 0) n = std::min(n, limits_.context_limit - 2 - r.computed);
@@ -145,6 +149,7 @@ void LaneScheduler::schedule(Request& r, int n, bool sample, int drafts, Schedul
   step.ids.insert(step.ids.end(), r.drafts.begin(), r.drafts.begin() + drafts);
   r.computed += n + drafts;
   r.drafts.clear();
+  r.sent_drafts = drafts;
   r.in_flight = sample;
 }
 

@@ -23,6 +23,8 @@ struct SchedulerLimits {
   int prefill_chunk = 512;      // tokens of one prefill chunk; 0: the whole remaining prompt
   int max_in_flight = 1;        // steps sent and not yet sampled
   int context_limit = 0;        // positions a sequence may reach; 0: no limit (drafts stop short of it)
+  // A request whose drafts were accepted below this rate (after 16 drafts) gets no more drafts.
+  double speculative_min_acceptance = 0;
 };
 
 // One stage of the lane: its layers and its pool.
@@ -75,6 +77,8 @@ class LaneScheduler {
     std::vector<int64_t> pages;  // accounted per stage (grows only: rejected drafts hold pages
                                  // on the stages until the next step rolls them back)
     std::vector<int32_t> drafts;  // speculative drafts for the next decode step
+    int sent_drafts = 0;          // drafts in the step in flight
+    int64_t drafted = 0, accepted = 0;
   };
   int drafts_for(const Request& r, int budget) const;
   bool grow(Request& r, int tokens, const std::vector<int64_t>& scheduled);

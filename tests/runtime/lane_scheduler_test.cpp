@@ -1,6 +1,7 @@
 // The lane scheduler's policy on tiny-a's config: decodes before prefill chunks, chunks under
 // the token budget, first come first served admission only when the pages fit, preemption of
-// the newest request when growth runs out of pages, releases for finished and aborted requests.
+// the newest request when growth runs out of pages, releases for finished and aborted requests,
+// speculative drafts within the budget.
 #include "runtime/lane_scheduler.h"
 
 #include <gtest/gtest.h>
@@ -92,6 +93,48 @@ TEST(LaneScheduler, AdmitsOnlyWhatFitsAndPreemptsTheNewest) {
   ASSERT_EQ(p.seqs.size(), 1u);
   EXPECT_EQ(p.seqs[0].request, 1);
   EXPECT_EQ(s.waiting(), 2);  // request 2 (front: preempted) and request 3
+}
+
+// Speculative drafts: a decode carries the drafts of the last step within the token budget and
+// the request's max_tokens; the accepted ids move the request on, the rejected rows are
+// recomputed from the newest token; poor acceptance stops the drafts when asked.
+TEST(LaneScheduler, DraftsFitTheBudgetMaxTokensAndAcceptance) {
+  const auto c = config();
+  SchedulerLimits l;
+  l.max_batch_tokens = 3;
+  l.speculative_min_acceptance = 0.5;
+  LaneScheduler s(c, l, {{0, c.n_layers, 100000}}, 16384);
+  s.add(add(1, 2, 100));
+  s.next_step();
+  s.step_sent();
+  s.on_sampled(sampled({{1, {10}, {11, 12, 13}, 0}}));
+  auto b = s.next_step();  // budget 3: the token and 2 of the 3 drafts
+  ASSERT_EQ(b.seqs.size(), 1u);
+  EXPECT_EQ(b.seqs[0].start_pos, 2);
+  EXPECT_EQ(b.seqs[0].rows, 3);
+  EXPECT_EQ(b.seqs[0].drafts, 2);
+  EXPECT_EQ(b.ids, (std::vector<int32_t>{10, 11, 12}));
+  s.step_sent();
+  s.on_sampled(sampled({{1, {11, 20}, {21, 22}, 0}}));  // draft 11 accepted, 12 rejected
+  auto d = s.next_step();  // from the newest token's position: the rejected row is redone
+  EXPECT_EQ(d.seqs[0].start_pos, 4);
+  EXPECT_EQ(d.ids, (std::vector<int32_t>{20, 21, 22}));
+  // Every draft rejected from here: after 16 drafts with 1 accepted, no more drafts.
+  for (int i = 0; i < 7; ++i) {
+    s.step_sent();
+    s.on_sampled(sampled({{1, {30}, {31, 32}, 0}}));
+    d = s.next_step();
+  }
+  EXPECT_EQ(d.seqs[0].drafts, 0);
+  EXPECT_EQ(d.seqs[0].rows, 1);
+
+  // max_tokens 3 with 1 generated: at most 1 draft (2 more tokens).
+  LaneScheduler t(c, SchedulerLimits{}, {{0, c.n_layers, 100000}}, 16384);
+  t.add(add(2, 2, 3));
+  t.next_step();
+  t.step_sent();
+  t.on_sampled(sampled({{2, {10}, {11, 12, 13}, 0}}));
+  EXPECT_EQ(t.next_step().seqs.at(0).drafts, 1);
 }
 
 }  // namespace
