@@ -5,6 +5,9 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include <fstream>
+#include <nlohmann/json.hpp>
+
 #include "tests/checkpoint/checkpoint_test_util.h"
 
 namespace flashline::test {
@@ -109,6 +112,24 @@ TEST(CommandLine, PlanLimits) {
   const auto ok = run_flashline({"plan", "--cluster", "localhost:4", "--model", kTinyAStr, "--context", "1048576",
                                  "--out", out});
   EXPECT_EQ(ok.output.find("--context 1048576: more than"), std::string::npos) << ok.output;
+}
+
+TEST(CommandLine, SpeculativeTokensLimits) {
+  expect_user_error(run_flashline({"generate", "--model", kTinyAStr, "--prompt-ids", "1", "--speculative-tokens", "4"}),
+                    {"--speculative-tokens: expected 0 .. 3, got 4"});
+  expect_user_error(run_flashline({"generate", "--model", kTinyAStr, "--prompt-ids", "1", "--speculative-tokens", "1",
+                                   "--speculative-min-acceptance", "1.5"}),
+                    {"--speculative-min-acceptance: expected 0 .. 1"});
+  // A model without an MTP block has nothing to draft with: tiny-a with num_nextn_predict_layers 0.
+  ScratchDir d("cli-no-mtp");
+  for (const auto& e : fs::directory_iterator(kTinyAStr)) fs::copy(e.path(), d.path() / e.path().filename());
+  auto config = nlohmann::json::parse(std::ifstream(d.path() / "config.json"));
+  config["num_nextn_predict_layers"] = 0;
+  config["compress_ratios"].erase(config["compress_ratios"].size() - 1);
+  std::ofstream(d.path() / "config.json") << config.dump();
+  expect_user_error(run_flashline({"generate", "--model", d.path().string(), "--prompt-ids", "1", "--speculative-tokens",
+                                   "1", "--skip-weight-check"}),
+                    {"--speculative-tokens 1", "has no MTP block"});
 }
 
 TEST(CommandLine, PlanTableLabels) {
