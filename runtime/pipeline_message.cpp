@@ -180,8 +180,8 @@ SampledMessage SampledMessage::decode(const ByteBuffer& b) {
   SampledMessage m;
   const auto n = take<uint64_t>(p, end);
   if (n > uint64_t(end - p)) throw std::runtime_error("pipeline message: bad sampled count");
-  m.entries.resize(n);
-  for (auto& e : m.entries) {
+  while (m.entries.size() < n) {  // appended as read: never sized from the count alone
+    SampledEntry& e = m.entries.emplace_back();
     e.request = take<int64_t>(p, end);
     e.ids = take_vector<int32_t>(p, end);
     e.drafts = take_vector<int32_t>(p, end);
