@@ -34,7 +34,7 @@ std::map<std::string, std::string> parse_checkpoint_index(std::string_view text,
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // parse_error, or out_of_range: a number beyond double
     throw InputError(fmt::format("{}: invalid JSON: {}", index.string(), e.what()));
   }
   if (!j.contains("weight_map") || !j["weight_map"].is_object())

@@ -71,7 +71,7 @@ void SafetensorsFile::parse(std::span<const std::byte> bytes) {
   try {
     h = nlohmann::json::parse(reinterpret_cast<const char*>(base + 8),
                               reinterpret_cast<const char*>(base + 8 + hlen));
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // parse_error, or out_of_range: a number beyond double
     throw InputError(fmt::format("{}: header is not valid JSON: {}", f, e.what()));
   }
   if (!h.is_object()) throw InputError(fmt::format("{}: header is not a JSON object", f));
