@@ -33,7 +33,8 @@ template <typename T>
 void take(const std::byte*& p, const std::byte* end, T* out, std::size_t n) {
   static_assert(std::is_trivially_copyable_v<T>);
   if (std::size_t(end - p) < n * sizeof(T)) throw std::runtime_error("pipeline message truncated");
-  std::memcpy(out, p, n * sizeof(T));
+  // memcpy's pointers must be valid even for 0 bytes, and an empty vector's data() may be null.
+  if (n > 0) std::memcpy(out, p, n * sizeof(T));
   p += n * sizeof(T);
 }
 template <typename T>

@@ -216,7 +216,7 @@ ModelConfig ModelConfig::load(const std::filesystem::path& path) {
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // parse_error, or out_of_range: a number beyond double
     throw InputError(fmt::format("{}: invalid JSON: {}", path.string(), e.what()));
   }
   return from_json(j, path.string());

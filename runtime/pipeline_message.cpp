@@ -80,8 +80,12 @@ void put_adds(ByteBuffer& b, const std::vector<AddRecord>& adds) {
 std::vector<AddRecord> take_adds(Reader& p, Reader end) {
   const auto n = take<uint64_t>(p, end);
   if (n > uint64_t(end - p)) throw std::runtime_error("pipeline message: bad request count");
-  std::vector<AddRecord> adds(n);
-  for (auto& a : adds) {
+  // Appended as they are read, not sized from `n` up front: the check above allows one byte per
+  // record, a record takes ~180 bytes in memory, so a corrupt count could ask for ~180x the
+  // message (gigabytes for a forward message carrying its hc stream).
+  std::vector<AddRecord> adds;
+  while (adds.size() < n) {
+    AddRecord& a = adds.emplace_back();
     a.request = take<int64_t>(p, end);
     a.params = take_params(p, end);
     a.prompt_len = take<int32_t>(p, end);
@@ -215,8 +219,8 @@ StreamMessage StreamMessage::decode(const ByteBuffer& b) {
   m.stage_seconds = take_vector<float>(p, end);
   const auto n = take<uint64_t>(p, end);
   if (n > uint64_t(end - p)) throw std::runtime_error("pipeline message: bad event count");
-  m.events.resize(n);
-  for (auto& e : m.events) {
+  while (m.events.size() < n) {  // as the requests above: never sized from the count alone
+    TokenEvent& e = m.events.emplace_back();
     e.request = take<int64_t>(p, end), e.id = take<int32_t>(p, end), e.position = take<int32_t>(p, end);
     e.logprob = take<float>(p, end);
     e.top = take_pairs(p, end);

@@ -51,7 +51,9 @@ class Fields {
     if (!v) return std::nullopt;
     if (!v->is_number()) fail(key, fmt::format("expected a number, got {}", type_of(*v)));
     const double x = v->get<double>();
-    if (!(lo_open ? x > lo : x >= lo) || !(x <= hi))
+    const bool in_range = (lo_open ? x > lo : x >= lo) && x <= hi;
+    // The engine keeps a float: 1e-300 > 0, but as a float it is 0 (then refused later, unnamed).
+    if (!in_range || (lo_open && !(static_cast<float>(x) > lo)))
       fail(key, fmt::format("expected a number {} {} and <= {}, got {}", lo_open ? ">" : ">=", lo, hi, x));
     return x;
   }

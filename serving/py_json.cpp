@@ -34,10 +34,7 @@ class PreservingHandler : public nlohmann::json_sax<OrderedJson> {
   }
   bool string(string_t& v) override { return value(std::move(v)); }
   bool binary(binary_t&) override { return false; }
-  bool start_object(std::size_t) override {
-    stack_.push_back(place(OrderedJson::object()));
-    return true;
-  }
+  bool start_object(std::size_t) override { return open(OrderedJson::object()); }
   bool key(string_t& k) override {
     key_ = std::move(k);
     return true;
@@ -46,10 +43,7 @@ class PreservingHandler : public nlohmann::json_sax<OrderedJson> {
     stack_.pop_back();
     return true;
   }
-  bool start_array(std::size_t) override {
-    stack_.push_back(place(OrderedJson::array()));
-    return true;
-  }
+  bool start_array(std::size_t) override { return open(OrderedJson::array()); }
   bool end_array() override {
     stack_.pop_back();
     return true;
@@ -74,6 +68,16 @@ class PreservingHandler : public nlohmann::json_sax<OrderedJson> {
     OrderedJson& slot = top[key_];  // an existing key keeps its place, the value is replaced
     slot = std::move(v);
     return &slot;
+  }
+  // Copying, comparing and dumping a value recurse once per level of nesting: unbounded, a
+  // request body of a few hundred kilobytes of '[' overflows the stack and takes the gateway down.
+  bool open(OrderedJson v) {
+    if (stack_.size() >= kMaxJsonDepth) {
+      error = fmt::format("nested deeper than {} levels", kMaxJsonDepth);
+      return false;
+    }
+    stack_.push_back(place(std::move(v)));
+    return true;
   }
   bool value(OrderedJson v) {
     place(std::move(v));

@@ -19,12 +19,14 @@ using OrderedJson = nlohmann::ordered_json;
 // Parses JSON text keeping member order (last duplicate wins, at the first one's place, as
 // in a Python dict). Integers too large for 64 bits are kept exact: they are stored as a
 // binary value with subtype kBigIntegerSubtype holding the decimal digits.
+// Arrays and objects nest at most kMaxJsonDepth deep (Python's json stops near 1000 levels).
 // Throws InputError naming `source` and the byte offset.
 OrderedJson parse_ordered_json(std::string_view text, std::string_view source);
 // The same, returning false instead of throwing (the text is not JSON).
 bool try_parse_ordered_json(std::string_view text, OrderedJson& out);
 
 inline constexpr std::uint64_t kBigIntegerSubtype = 0xB1;
+inline constexpr std::size_t kMaxJsonDepth = 512;
 
 // json.dumps(value, ensure_ascii=False).
 std::string py_json_dumps(const OrderedJson& value);

@@ -18,18 +18,23 @@ namespace fs = std::filesystem;
 // tensor name -> shard file name, from the index (or the one file of a single-file checkpoint)
 std::map<std::string, std::string> weight_map(const fs::path& dir) {
   const fs::path index = dir / "model.safetensors.index.json";
-  std::map<std::string, std::string> out;
   if (!fs::exists(index)) {
     if (!fs::exists(dir / "model.safetensors"))
       throw InputError(fmt::format("{}: neither model.safetensors.index.json nor model.safetensors found",
                                    dir.string()));
-    return out;  // empty: single file, every tensor lives in model.safetensors
+    return {};  // empty: single file, every tensor lives in model.safetensors
   }
-  const std::string text = read_input_file(index, "checkpoint index");
+  return parse_checkpoint_index(read_input_file(index, "checkpoint index"), index);
+}
+
+}  // namespace
+
+std::map<std::string, std::string> parse_checkpoint_index(std::string_view text, const fs::path& index) {
+  std::map<std::string, std::string> out;
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // parse_error, or out_of_range: a number beyond double
     throw InputError(fmt::format("{}: invalid JSON: {}", index.string(), e.what()));
   }
   if (!j.contains("weight_map") || !j["weight_map"].is_object())
@@ -45,6 +50,8 @@ std::map<std::string, std::string> weight_map(const fs::path& dir) {
   }
   return out;
 }
+
+namespace {
 
 std::string shape_str(const std::vector<int64_t>& s) { return fmt::format("[{}]", fmt::join(s, ", ")); }
 

@@ -10,6 +10,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "model/model_config.h"
@@ -34,6 +35,10 @@ struct CheckpointSelection {
 
   bool wants(const TensorSpec& t, const ModelConfig& c) const;
 };
+
+// The weight_map of model.safetensors.index.json (tensor name -> shard file name in the model
+// directory), from the JSON text; `index` names the file in errors. Checkpoint::open reads it so.
+std::map<std::string, std::string> parse_checkpoint_index(std::string_view text, const std::filesystem::path& index);
 
 class Checkpoint {
  public:

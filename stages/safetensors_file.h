@@ -26,6 +26,9 @@ struct TensorView {
 class SafetensorsFile {
  public:
   explicit SafetensorsFile(const std::filesystem::path& path);
+  // The bytes of a file already in memory, checked as a mapped file is; the views point into
+  // `bytes`, which must outlive this object. `path` only names the file in errors.
+  SafetensorsFile(std::span<const std::byte> bytes, const std::filesystem::path& path);
   ~SafetensorsFile();
   SafetensorsFile(const SafetensorsFile&) = delete;
   SafetensorsFile& operator=(const SafetensorsFile&) = delete;
@@ -35,8 +38,10 @@ class SafetensorsFile {
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
 
  private:
+  void parse(std::span<const std::byte> bytes);
+
   std::filesystem::path path_;
-  void* map_ = nullptr;
+  void* map_ = nullptr;  // null when the bytes are the caller's
   std::size_t size_ = 0;
   std::map<std::string, TensorView> tensors_;
   std::map<std::string, std::string> metadata_;

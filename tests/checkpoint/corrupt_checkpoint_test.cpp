@@ -196,6 +196,27 @@ TEST_F(CorruptCheckpoint, BadIndexJson) {
   expect_rejected({"model.safetensors.index.json", "invalid JSON"});
 }
 
+// A number beyond double (1e400) is nlohmann's out_of_range, not a parse_error: it was an
+// internal error instead of the file's invalid JSON.
+TEST_F(CorruptCheckpoint, NumberBeyondDoubleInIndex) {
+  write_file(model_ / "model.safetensors.index.json", R"({"metadata": {"total_size": 1e400}, "weight_map": {}})");
+  expect_rejected({"model.safetensors.index.json", "invalid JSON", "number overflow"});
+}
+
+TEST_F(CorruptCheckpoint, NumberBeyondDoubleInHeader) {
+  const auto data = read_shard(shard1()).data;
+  SafetensorsWriter::write_raw(shard1(), R"({"__metadata__": {"scale": 1e400}})",
+                               {reinterpret_cast<const std::byte*>(data.data()), data.size()});
+  expect_rejected({kShard1, "header is not valid JSON", "number overflow"});
+}
+
+TEST_F(CorruptCheckpoint, NumberBeyondDoubleInConfig) {
+  std::string cfg = read_file(model_ / "config.json");
+  cfg.insert(cfg.find('{') + 1, R"("rope_scale_unused": 1e400, )");
+  write_file(model_ / "config.json", cfg);
+  expect_rejected({"config.json", "invalid JSON", "number overflow"});
+}
+
 TEST_F(CorruptCheckpoint, IndexWithoutWeightMap) {
   write_file(model_ / "model.safetensors.index.json", R"({"metadata": {"total_size": 1}})");
   expect_rejected({"model.safetensors.index.json", "field \"weight_map\" missing or not an object"});

@@ -16,18 +16,19 @@ namespace flashline::fuzz {
   std::abort();
 }
 
-// Runs `f`; true when it returned, false when it threw InputError; aborts on anything else.
-template <class F>
+// Runs `f`; true when it returned, false when it threw `Error` (InputError unless the code under
+// test documents another); aborts on anything else.
+template <class Error = InputError, class F>
 bool accepts(F&& f) {
   try {
     f();
     return true;
-  } catch (const InputError&) {
+  } catch (const Error&) {
     return false;
   } catch (const std::exception& e) {
-    fail(std::string("not an InputError: ") + e.what());
+    fail(std::string("not the documented error: ") + e.what());
   } catch (...) {
-    fail("not an InputError: a non-standard exception");
+    fail("not the documented error: a non-standard exception");
   }
 }
 

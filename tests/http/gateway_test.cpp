@@ -187,6 +187,27 @@ TEST(OpenAiRequest, ErrorsNameTheJsonPath) {
   EXPECT_EQ(e.status(), 400);
 }
 
+// A lower bound that excludes its value holds for the float the engine keeps, not only for the
+// double in the body: top_p 1e-300 was accepted and became 0.
+TEST(OpenAiRequest, OpenBoundsHoldForTheFloatKept) {
+  const std::string m = R"({"messages": [{"role": "user", "content": "hi"}], )";
+  EXPECT_EQ(chat_error(m + R"("top_p": 1e-300})").param(), "top_p");
+  EXPECT_EQ(chat_error(m + R"("repetition_penalty": 1e-50})").param(), "repetition_penalty");
+  EXPECT_GT(parse_chat_request(parse_ordered_json(m + R"("top_p": 1e-40})", "body")).gen.sampling.top_p, 0.0f);
+}
+
+// Nesting is bounded while parsing: copying or dumping a deeper value recursed once per level,
+// and a 200 KB body of brackets overflowed the stack (the gateway died with it).
+TEST(OpenAiRequest, DeepNestingIsABadRequest) {
+  auto body = [](std::size_t depth) {  // the message object and `messages` are 3 levels
+    return R"({"messages": [{"role": "user", "content": "x", "extra": )" + std::string(depth - 3, '[') +
+           std::string(depth - 3, ']') + "}]}";
+  };
+  EXPECT_NO_THROW(parse_chat_request(parse_ordered_json(body(kMaxJsonDepth), "body")));
+  EXPECT_THROW(parse_ordered_json(body(kMaxJsonDepth + 1), "body"), InputError);
+  EXPECT_THROW(parse_ordered_json(body(100000), "body"), InputError);
+}
+
 TEST(OpenAiRequest, ToolsAndFormatGoOnTheLeadingSystemMessage) {
   const ChatRequest r = parse_chat_request(parse_ordered_json(
       R"({"messages": [{"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}],

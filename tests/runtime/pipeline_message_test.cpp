@@ -5,12 +5,46 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <bit>
+#include <cstdlib>
 #include <functional>
+#include <new>
 #include <stdexcept>
+
+// The largest single allocation while largest_allocation_rejecting runs a decoder (this test
+// binary replaces the global operator new to see it).
+namespace {
+thread_local bool counting = false;
+thread_local std::size_t largest = 0;
+}  // namespace
+
+// Not inlined: where they are, the compiler sees new paired with free() and warns.
+[[gnu::noinline]] void* operator new(std::size_t n) {
+  if (counting) largest = std::max(largest, n);
+  if (void* p = std::malloc(n ? n : 1)) return p;
+  throw std::bad_alloc();
+}
+[[gnu::noinline]] void operator delete(void* p) noexcept { std::free(p); }
+[[gnu::noinline]] void operator delete(void* p, std::size_t) noexcept { std::free(p); }
 
 namespace flashline {
 namespace {
+
+// Runs `decode`, which must reject its message; the largest single allocation it made.
+std::size_t largest_allocation_rejecting(const std::function<void()>& decode) {
+  largest = 0;
+  counting = true;
+  bool rejected = false;
+  try {
+    decode();
+  } catch (const std::runtime_error&) {
+    rejected = true;
+  }
+  counting = false;
+  EXPECT_TRUE(rejected);
+  return largest;
+}
 
 AddRecord sample_add() {
   AddRecord a;
@@ -172,6 +206,23 @@ TEST(PipelineMessage, WrongKindTrailingBytesAndInconsistentRowsAreRejected) {
   auto corrupt = sample_step().encode();
   corrupt[0] = std::byte{0x42};  // magic
   EXPECT_THROW(ForwardMessage::decode(corrupt), std::runtime_error);
+}
+
+// A count of requests (control, forward) or token events (stream) is only checked against the
+// bytes left; each record takes far more memory than one byte, so a corrupt count must not size
+// the vector up front: the decoder runs out of bytes first.
+TEST(PipelineMessage, CorruptCountsAllocateNoMoreThanTheMessage) {
+  const std::size_t filler = 1 << 16;  // zero bytes: the first record is rejected (prompt_len 0)
+  ByteBuffer control;
+  put(control, ControlMessage{}.encode().data(), 8);  // magic, shutdown flag
+  put(control, uint64_t(filler));
+  control.resize(control.size() + filler);
+  ByteBuffer stream;
+  put(stream, StreamMessage{}.encode().data(), 12);  // magic, no stage times
+  put(stream, uint64_t(filler));
+  stream.resize(stream.size() + filler, std::byte{0xff});  // the first event's arrays run past the end
+  EXPECT_LT(largest_allocation_rejecting([&] { ControlMessage::decode(control); }), control.size());
+  EXPECT_LT(largest_allocation_rejecting([&] { StreamMessage::decode(stream); }), stream.size());
 }
 
 }  // namespace
