@@ -35,11 +35,12 @@ AddRecord seed_add(int64_t request, int32_t prompt_len, int32_t generated) {
   for (int32_t i = 0; i < prompt_len + generated; ++i) a.tokens.push_back(100 + i);
   a.debug.token_logits = true;
   a.debug.forced = {9};
+  a.debug.draft_ids = {9, 10};
   return a;
 }
 
-// StepSeq has tail padding that the encoder copies: rows made by resize() have it zeroed, so the
-// seeds come out the same on every run.
+// StepSeq is copied as bytes: rows made by resize() are zeroed whole (any padding included), so
+// the seeds come out the same on every run.
 std::vector<StepSeq> seed_seqs(const std::vector<std::pair<int64_t, int32_t>>& requests_rows) {
   std::vector<StepSeq> seqs(requests_rows.size());
   for (std::size_t i = 0; i < seqs.size(); ++i) {
@@ -68,6 +69,7 @@ std::vector<std::pair<std::string, ByteBuffer>> seeds() {
   step.releases = {4};
   step.adds = {seed_add(1, 3, 0)};
   step.seqs = seed_seqs({{1, 3}, {2, 1}});
+  step.seqs[0].drafts = 2;  // a decode with two speculative drafts
   step.ids = {100, 101, 102, 103};
   step.stage_seconds = {0.002f};
   step.X = {0.5f, -1.0f, 2.0f, 0.0f, -0.0f, 1e-30f, 3.0f, 4.0f};
@@ -82,7 +84,7 @@ std::vector<std::pair<std::string, ByteBuffer>> seeds() {
   out.emplace_back("forward_shutdown", shutdown.encode());
 
   SampledMessage sampled;
-  sampled.entries = {{1, 103, 0}, {2, 7, 1}};
+  sampled.entries = {{1, {103, 104}, {105, 106}, 0}, {2, {7}, {}, 1}};  // accepted drafts, new drafts
   out.emplace_back("sampled", sampled.encode());
 
   StreamMessage stream;
@@ -96,6 +98,7 @@ std::vector<std::pair<std::string, ByteBuffer>> seeds() {
   TokenEvent error;
   error.request = 2, error.finish = FinishReason::Error, error.error = "non-finite logits";
   stream.events = {token, error};
+  stream.spec = {1, 2, 1, {1, 0}};
   out.emplace_back("stream", stream.encode());
 
   RankReport report;
