@@ -37,7 +37,7 @@ std::string plan_comparison_table(const Plan& plan, const PhaseThroughput& measu
                      "pred prefill ms", "measured step ms", "idle share");
   for (std::size_t s = 0; s < plan.stages.size(); ++s) {
     const auto& st = plan.stages[s];
-    const auto idle = s < stages.idle_share.size() ? stages.idle_share[s] : std::nullopt;
+    const auto idle = at(stages.idle_share, s);
     out += fmt::format("{:<6} {:>7} {:>16.2f} {:>16.2f} {:>16} {:>10}\n", s,
                        fmt::format("{}-{}", st.first_layer, st.last_layer), st.estimate.decode_step_s * 1000,
                        st.estimate.prefill_step_s * 1000, ms_or_dash(at(stages.step_s, s)),
@@ -64,7 +64,7 @@ nlohmann::json plan_comparison_json(const Plan& plan, const PhaseThroughput& mea
   for (std::size_t s = 0; s < plan.stages.size(); ++s) {
     const auto& st = plan.stages[s];
     const auto step = at(stages.step_s, s);
-    const auto idle = s < stages.idle_share.size() ? stages.idle_share[s] : std::nullopt;
+    const auto idle = at(stages.idle_share, s);
     per_stage.push_back({{"stage", s},
                          {"first_layer", st.first_layer},
                          {"last_layer", st.last_layer},

@@ -15,7 +15,7 @@ namespace flashline {
 
 struct MeasuredStages {
   std::vector<double> step_s;                 // mean compute time of a step, per stage
-  std::vector<std::optional<double>> idle_share;  // 1 - busy / wall, mean over the stage's ranks
+  std::vector<double> idle_share;             // 1 - busy / wall, per stage; empty: not measured
 };
 
 // `batch`: requests of the measured run at once (the concurrency), said beside the plan's own.

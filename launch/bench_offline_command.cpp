@@ -140,8 +140,7 @@ void run_offline(OfflineOptions o) {
     const auto busy0 = stage_busy_s(before), busy1 = stage_busy_s(after);
     for (std::size_t s = 0; s < busy1.size(); ++s) {
       const double busy = busy1[s] - (s < busy0.size() ? busy0[s] : 0.0);
-      stages.idle_share.push_back(duration > 0 ? std::optional<double>(std::clamp(1 - busy / duration, 0.0, 1.0))
-                                               : std::nullopt);
+      stages.idle_share.push_back(duration > 0 ? std::clamp(1 - busy / duration, 0.0, 1.0) : 0.0);
     }
     const PhaseThroughput phases = phase_throughput(records);
     fmt::print("{}", plan_comparison_table(*plan, phases, stages, o.num_prompts));
