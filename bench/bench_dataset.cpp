@@ -17,7 +17,10 @@ namespace {
 
 using nlohmann::json;
 
-// Lengths of the random dataset: uniform integers in [floor(n (1 - r)), ceil(n (1 + r))], at least 1.
+int64_t token_count(const Tokenizer& t, const std::string& text) { return static_cast<int64_t>(t.encode(text).size()); }
+
+}  // namespace
+
 std::vector<int64_t> spread_lengths(int64_t n, double ratio, int count, std::mt19937_64& rng) {
   const auto lo = std::max<int64_t>(1, static_cast<int64_t>(std::floor(static_cast<double>(n) * (1 - ratio))));
   const auto hi = std::max(lo, static_cast<int64_t>(std::ceil(static_cast<double>(n) * (1 + ratio))));
@@ -26,10 +29,6 @@ std::vector<int64_t> spread_lengths(int64_t n, double ratio, int count, std::mt1
   for (int i = 0; i < count; ++i) out.push_back(pick(rng));
   return out;
 }
-
-int64_t token_count(const Tokenizer& t, const std::string& text) { return static_cast<int64_t>(t.encode(text).size()); }
-
-}  // namespace
 
 std::vector<BenchPrompt> random_prompts(const DatasetOptions& o, const Tokenizer& tokenizer) {
   if (o.input_len < 1) throw InputError(fmt::format("--input-len {}: expected at least 1 token", o.input_len));

@@ -3,6 +3,7 @@
 // conversations (first human turn as the prompt, the reply's length as the output length), or a
 // JSONL file of {"prompt", "output_len"} lines. Deterministic in the seed.
 #include <cstdint>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -29,6 +30,10 @@ struct DatasetOptions {
 // InputError naming the option, the file and the line or JSON path for a bad dataset; a
 // tokenizer is needed by random and sharegpt (nullptr: InputError saying so).
 std::vector<BenchPrompt> load_dataset(const DatasetOptions& options, const Tokenizer* tokenizer);
+
+// `count` lengths uniform in [floor(n (1 - ratio)), ceil(n (1 + ratio))], at least 1 (vLLM's random
+// dataset; bench offline draws its lengths the same way).
+std::vector<int64_t> spread_lengths(int64_t n, double ratio, int count, std::mt19937_64& rng);
 
 // The pieces, for tests.
 std::vector<BenchPrompt> random_prompts(const DatasetOptions& options, const Tokenizer& tokenizer);

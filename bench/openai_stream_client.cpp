@@ -14,6 +14,7 @@
 #include <chrono>
 #include <limits>
 #include <nlohmann/json.hpp>
+#include <sys/resource.h>
 
 #include "base/input_error.h"
 
@@ -265,6 +266,15 @@ net::awaitable<void> worker(LoadRun& run) {
   }
 }
 
+// One socket per request in flight: with an infinite rate and no concurrency limit that is every
+// request at once, past the usual soft limit of 1024 descriptors; take what the hard limit allows.
+void raise_open_file_limit(std::size_t sockets) {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur >= sockets + 64) return;
+  limit.rlim_cur = std::min<rlim_t>(limit.rlim_max, sockets + 64);
+  setrlimit(RLIMIT_NOFILE, &limit);
+}
+
 tcp::resolver::results_type resolve(net::io_context& io, const ServerEndpoint& s) {
   tcp::resolver resolver(io);
   boost::system::error_code ec;
@@ -278,6 +288,7 @@ tcp::resolver::results_type resolve(net::io_context& io, const ServerEndpoint& s
 LoadResult run_load(const ServerEndpoint& server, const StreamRequestOptions& options,
                     const std::vector<BenchPrompt>& prompts, const std::vector<double>& offsets_s, int max_concurrency,
                     const std::function<void(int, int)>& progress) {
+  raise_open_file_limit(prompts.size());
   net::io_context io(1);
   LoadRun run{server, options, prompts, offsets_s, resolve(io, server), {}, {}, {}, {}, 0, 0, 0, progress};
   run.records.resize(prompts.size());

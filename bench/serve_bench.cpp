@@ -10,6 +10,8 @@
 #include <regex>
 #include <sstream>
 
+#include <unistd.h>
+
 #include "base/input_error.h"
 #include "bench/arrival_process.h"
 #include "bench/openai_stream_client.h"
@@ -105,7 +107,11 @@ Point run_point(const ServeBenchOptions& o, const Prepared& p, double rate, int 
     fmt::print(stderr, "flashline bench: {} requests to {}{} (rate {}, burstiness {}, max concurrency {})\n",
                p.prompts.size(), o.base_url, o.endpoint, std::isinf(rate) ? "inf" : fmt::format("{}", rate),
                o.burstiness, max_concurrency > 0 ? fmt::format("{}", max_concurrency) : "none");
-  LoadResult load = run_load(p.server, p.request, p.prompts, offsets, max_concurrency);
+  // Progress on a terminal only: logs and pipes get the table alone.
+  const bool tty = print && isatty(STDERR_FILENO);
+  LoadResult load = run_load(p.server, p.request, p.prompts, offsets, max_concurrency, [tty](int done, int total) {
+    if (tty) fmt::print(stderr, "\r{} of {} requests done{}", done, total, done == total ? "\n" : "");
+  });
   // The tokenizer's counts: kept beside the server's to cross-check them, used where the server
   // sent no usage.
   if (p.tokenizer)
@@ -223,8 +229,8 @@ void add_sweep_options(CLI::App& cmd, ServeBenchOptions& o) {
 }
 
 void run_serve_bench(const ServeBenchOptions& o) {
-  const Prepared p = prepare(o);
   const double rate = parse_rate(o.request_rate, "--request-rate");
+  const Prepared p = prepare(o);
   std::vector<Point> points{run_point(o, p, rate, o.max_concurrency, true)};
   if (!o.save_result.empty()) write_text_file(o.save_result, points[0].result.dump(2) + "\n", "--save-result");
   if (!o.plot.empty()) {

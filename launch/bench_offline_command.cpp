@@ -13,6 +13,7 @@
 
 #include "base/input_error.h"
 #include "bench/arrival_process.h"
+#include "bench/bench_dataset.h"
 #include "bench/plan_comparison.h"
 #include "bench/serve_result.h"
 #include "launch/commands.h"
@@ -78,15 +79,8 @@ void run_offline(OfflineOptions o) {
   // Prompts: ids drawn uniformly from the vocabulary, lengths as the random dataset of `bench
   // serve` draws them (the same ids on every rank: only rank 0 submits, but all parse the flags).
   std::mt19937_64 rng(o.seed);
-  auto lengths = [&](int n) {
-    const auto lo = std::max<int64_t>(1, static_cast<int64_t>(std::floor(n * (1 - o.range_ratio))));
-    const auto hi = std::max<int64_t>(lo, static_cast<int64_t>(std::ceil(n * (1 + o.range_ratio))));
-    std::uniform_int_distribution<int64_t> pick(lo, hi);
-    std::vector<int64_t> v;
-    for (int i = 0; i < o.num_prompts; ++i) v.push_back(pick(rng));
-    return v;
-  };
-  const auto input_lens = lengths(o.input_len), output_lens = lengths(o.output_len);
+  const auto input_lens = spread_lengths(o.input_len, o.range_ratio, o.num_prompts, rng);
+  const auto output_lens = spread_lengths(o.output_len, o.range_ratio, o.num_prompts, rng);
   std::uniform_int_distribution<int32_t> id(0, config.vocab - 1);
   auto make_request = [&](int64_t prompt_len, int64_t output_len, double at) {
     TimedRequest t;
