@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -60,26 +61,47 @@ std::string tokenizer_id(const ServeBenchOptions& o, const Prepared& p) {
   return o.tokenizer.empty() ? p.request.model : o.tokenizer;
 }
 
-// The server's mean step time per stage (flashline's /metrics); empty for other servers.
-std::vector<double> stage_step_seconds(const Prepared& p, const std::string& api_key) {
-  std::vector<double> steps;
+// The server's per-stage timers from flashline's /metrics: the mean step time of each stage and
+// the steps run so far; empty for other servers.
+struct StageTimers {
+  std::vector<double> step_s;
+  double steps = 0;
+};
+
+StageTimers stage_timers(const Prepared& p, const std::string& api_key) {
+  StageTimers t;
   std::string text;
   try {
     text = http_get_text(p.server, "/metrics", api_key);
   } catch (const InputError&) {
-    return steps;
+    return t;
   }
-  static const std::regex line(R"re(^flashline:stage_step_seconds\{[^}]*stage="(\d+)"[^}]*\}\s+([0-9.eE+-]+))re");
+  static const std::regex step(R"re(^flashline:stage_step_seconds\{[^}]*stage="(\d+)"[^}]*\}\s+([0-9.eE+-]+))re");
+  static const std::regex steps(R"re(^flashline:engine_steps_total(\{[^}]*\})?\s+([0-9.eE+-]+))re");
   std::istringstream in(text);
   std::string l;
   std::smatch m;
-  while (std::getline(in, l))
-    if (std::regex_search(l, m, line)) {
+  while (std::getline(in, l)) {
+    if (std::regex_search(l, m, step)) {
       const auto stage = static_cast<std::size_t>(std::stoul(m[1].str()));
-      if (steps.size() <= stage) steps.resize(stage + 1);
-      steps[stage] = std::stod(m[2].str());
+      if (t.step_s.size() <= stage) t.step_s.resize(stage + 1);
+      t.step_s[stage] = std::stod(m[2].str());
+    } else if (std::regex_search(l, m, steps)) {
+      t.steps = std::stod(m[2].str());
     }
-  return steps;
+  }
+  return t;
+}
+
+// What each stage computed between two scrapes, as a share of `duration_s` left idle.
+std::vector<double> idle_shares(const StageTimers& before, const StageTimers& after, double duration_s) {
+  std::vector<double> idle;
+  if (after.steps <= 0 || duration_s <= 0) return idle;
+  for (std::size_t s = 0; s < after.step_s.size(); ++s) {
+    const double busy = after.step_s[s] * after.steps - (s < before.step_s.size() ? before.step_s[s] * before.steps : 0.0);
+    idle.push_back(std::clamp(1 - busy / duration_s, 0.0, 1.0));
+  }
+  return idle;
 }
 
 struct Point {
@@ -109,6 +131,7 @@ Point run_point(const ServeBenchOptions& o, const Prepared& p, double rate, int 
                o.burstiness, max_concurrency > 0 ? fmt::format("{}", max_concurrency) : "none");
   // Progress on a terminal only: logs and pipes get the table alone.
   const bool tty = print && isatty(STDERR_FILENO);
+  const StageTimers timers_before = p.plan ? stage_timers(p, o.api_key) : StageTimers{};
   LoadResult load = run_load(p.server, p.request, p.prompts, offsets, max_concurrency, [tty](int done, int total) {
     if (tty) fmt::print(stderr, "\r{} of {} requests done{}", done, total, done == total ? "\n" : "");
   });
@@ -140,8 +163,10 @@ Point run_point(const ServeBenchOptions& o, const Prepared& p, double rate, int 
   point.result = serve_result_json(info, load.records, point.metrics);
   if (print) fmt::print("{}", serve_summary_table(info, point.metrics));
   if (p.plan) {
+    const StageTimers timers_after = stage_timers(p, o.api_key);
     MeasuredStages stages;
-    stages.step_s = stage_step_seconds(p, o.api_key);
+    stages.step_s = timers_after.step_s;
+    stages.idle_share = idle_shares(timers_before, timers_after, load.duration_s);
     const PhaseThroughput phases = phase_throughput(load.records);
     if (print)
       fmt::print("{}", plan_comparison_table(*p.plan, phases, stages,

@@ -61,6 +61,7 @@ GatewayMetrics::GatewayMetrics(const std::string& model_name)
   prompt_tokens_ = counter("flashline:prompt_tokens_total", "Prompt tokens processed.");
   generation_tokens_ = counter("flashline:generation_tokens_total", "Tokens generated.");
   preemptions_ = counter("flashline:num_preemptions_total", "Requests preempted (KV pages reclaimed).");
+  steps_ = counter("flashline:engine_steps_total", "Steps run by stage 0 of lane 0 (every step passes every stage).");
   stage_step_ = &prometheus::BuildGauge()
                      .Name("flashline:stage_step_seconds")
                      .Help("Mean step time of each pipeline stage (this lane's view).")
@@ -99,6 +100,7 @@ std::string GatewayMetrics::render(const EngineStats& s) {
   advance(prompt_tokens_, s.prompt_tokens, last_.prompt_tokens);
   advance(generation_tokens_, s.generation_tokens, last_.generation_tokens);
   advance(preemptions_, s.preemptions, last_.preemptions);
+  advance(steps_, s.steps, last_.steps);
   last_ = s;
   for (std::size_t i = 0; i < s.stage_step_seconds.size(); ++i)
     stage_step_->Add({{"model_name", model_}, {"stage", std::to_string(i)}}).Set(s.stage_step_seconds[i]);

@@ -48,7 +48,7 @@ class GatewayMetrics {
   prometheus::Family<prometheus::Counter>* finished_;
   prometheus::Family<prometheus::Counter>* rejected_;
   prometheus::Gauge *running_, *waiting_, *kv_usage_, *kv_used_, *kv_total_;
-  prometheus::Counter *prompt_tokens_, *generation_tokens_, *preemptions_;
+  prometheus::Counter *prompt_tokens_, *generation_tokens_, *preemptions_, *steps_;
   prometheus::Family<prometheus::Gauge>* stage_step_;
   std::mutex scrape_;          // counters from EngineStats advance by the difference since the last scrape
   EngineStats last_;

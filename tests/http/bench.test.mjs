@@ -89,7 +89,10 @@ test('bench serve: every request completes, totals equal the server\'s counts, v
   assert.ok(j.errors.every((e) => e === ''));
   for (const k of ['date', 'backend', 'model_id', 'tokenizer_id']) assert.equal(typeof j[k], 'string', k);
   assert.equal(j.plan_comparison.per_stage.length, 2);
-  assert.equal(typeof j.plan_comparison.per_stage[1].measured_step_ms, 'number');
+  for (const stage of j.plan_comparison.per_stage) {
+    assert.equal(typeof stage.measured_step_ms, 'number');
+    assert.ok(stage.measured_idle_share >= 0 && stage.measured_idle_share <= 1, JSON.stringify(stage));
+  }
 });
 
 test('bench serve: ShareGPT prompts through the chat endpoint, at a Poisson rate', opts, async () => {
