@@ -10,10 +10,13 @@
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
+#include <fstream>
 #include <functional>
 #include <cstring>
 #include <memory>
+#include <nlohmann/json.hpp>
 
+#include "bench/serve_result.h"
 #include "comms/expert_exchange.h"
 #include "comms/mpi/mpi_expert_exchange.h"
 #include "comms/mpi/mpi_world.h"
@@ -133,7 +136,10 @@ int main(int argc, char** argv) {
   CLI::App app{"All-to-all latency and bandwidth of the expert exchange vs memcpy (run under mpirun)"};
   std::size_t max_bytes = 4 << 20;
   double seconds = 0.2;
+  std::string save_result;
   app.add_option("--max-bytes", max_bytes, "Largest message per peer")->capture_default_str();
+  app.add_option("--save-result", save_result,
+                 "Write the table as JSON here (date, backend and one entry per size, as the other benchmarks' results)");
   app.add_option("--seconds", seconds, "Measuring time per size, about")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   flashline::MpiWorld world(&argc, &argv);
@@ -146,6 +152,7 @@ int main(int argc, char** argv) {
                "{:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>8} {:>8} {:>11} {:>10} {:>10} {:>10}\n",
                world.size(), "bytes/peer", "raw us", "raw GB/s", "disp us", "disp GB/s", "comb us", "disp/raw",
                "comb/raw", "loopback us", "memcpy us", "nccl us", "nccl GB/s");
+  nlohmann::json sizes = nlohmann::json::array();
   for (std::size_t bytes = 64; bytes <= max_bytes; bytes *= 4) {
     const double once = time_exchange(mpi, bytes, 3);
     int iters = std::max(5, int(seconds / 3 / std::max(once, 1e-6)));
@@ -162,6 +169,21 @@ int main(int argc, char** argv) {
                  t.raw / t.dispatch, t.raw / t.combine, world.size() == 1 ? fmt::format("{:.2f}", t_loop * 1e6) : "-",
                  t_copy * 1e6, nccl ? fmt::format("{:.2f}", t_nccl * 1e6) : "-",
                  nccl ? fmt::format("{:.3f}", moved / t_nccl / 1e9) : "-");
+    nlohmann::json row = {{"bytes_per_peer", bytes},        {"raw_us", t.raw * 1e6},
+                          {"dispatch_us", t.dispatch * 1e6}, {"combine_us", t.combine * 1e6},
+                          {"raw_gb_per_s", moved / t.raw / 1e9}, {"dispatch_gb_per_s", moved / t.dispatch / 1e9},
+                          {"memcpy_us", t_copy * 1e6}};
+    if (nccl) row["nccl_us"] = t_nccl * 1e6;
+    sizes.push_back(row);
+  }
+  if (world.rank() == 0 && !save_result.empty()) {
+    const nlohmann::json result = {{"date", flashline::now_stamp()}, {"backend", "mpi-expert-exchange"},
+                                   {"num_ranks", world.size()}, {"sizes", sizes}};
+    std::ofstream out(save_result, std::ios::trunc);
+    if (!(out << result.dump(2) << "\n")) {
+      fmt::print(stderr, "flashline: error: --save-result {}: cannot write the file\n", save_result);
+      return 2;
+    }
   }
   return 0;
 }

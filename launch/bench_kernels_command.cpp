@@ -1,5 +1,6 @@
 // `flashline bench`: benchmarks as subcommands. `bench kernels` measures the fast-mode GEMMs
-// (bench/kernel_bench.h): one shape or the table of DeepSeek-V4-Flash shapes.
+// (bench/kernel_bench.h): one shape or the table of DeepSeek-V4-Flash shapes; `serve`, `sweep`
+// and `offline` are the serving benchmarks (bench_serve_command.cpp, bench_offline_command.cpp).
 #include <memory>
 
 #include "bench/kernel_bench.h"
@@ -21,6 +22,9 @@ void add_bench_command(CLI::App& app) {
   auto* bench = app.add_subcommand("bench", "Benchmarks");
   bench->require_subcommand(1);
   add_bench_kernels_command(*bench);
+  add_bench_serve_command(*bench);
+  add_bench_sweep_command(*bench);
+  add_bench_offline_command(*bench);
 }
 
 }  // namespace flashline

@@ -15,9 +15,12 @@ void add_detokenize_command(CLI::App& app);
 void add_chat_prompt_command(CLI::App& app);
 void add_chat_parse_command(CLI::App& app);
 void add_serve_command(CLI::App& app);
-// `bench` and its subcommands: add_bench_command creates the group, add_bench_kernels_command
-// registers `kernels` on it.
+// `bench` and its subcommands: add_bench_command creates the group and registers `kernels`,
+// `serve`, `sweep` and `offline` on it.
 void add_bench_command(CLI::App& app);
 void add_bench_kernels_command(CLI::App& bench);
+void add_bench_serve_command(CLI::App& bench);
+void add_bench_sweep_command(CLI::App& bench);
+void add_bench_offline_command(CLI::App& bench);
 
 }  // namespace flashline

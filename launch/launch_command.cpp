@@ -29,9 +29,10 @@ struct LaunchArgs {
 // What mpirun would start on every rank, checked here: a mistake found inside the ranks costs a
 // whole job start on every host and reports from many processes at once.
 void check_before_start(const LaunchArgs& a, const Plan& plan) {
-  if (a.run != "generate" && a.run != "logits" && a.run != "serve")
+  if (a.run != "generate" && a.run != "logits" && a.run != "serve" && a.run != "bench offline")
     throw InputError(fmt::format(
-        "--run {}: expected generate, logits or serve (the subcommands that run as a plan's ranks)", a.run));
+        "--run {}: expected generate, logits, serve or \"bench offline\" (the subcommands that run as a plan's ranks)",
+        a.run));
   namespace fs = std::filesystem;
   std::error_code ec;
   if (!fs::is_directory(a.model, ec))
@@ -97,7 +98,7 @@ void add_launch_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("launch", "Start every rank of a plan with mpirun (hostfile, rankfile, transports)");
   cmd->add_option("--plan", a->plan, "Plan file from `flashline plan`")->required();
   cmd->add_option("--model", a->model, "Model directory every rank loads")->required();
-  cmd->add_option("--run", a->run, "Subcommand every rank runs (generate, logits or serve; it gets --plan and --model)")
+  cmd->add_option("--run", a->run, "Subcommand every rank runs (generate, logits, serve or \"bench offline\"; it gets --plan and --model)")
       ->capture_default_str();
   cmd->add_option("--mpirun", a->mpirun, "mpirun executable")->capture_default_str();
   cmd->add_option("--mca", a->mca,

@@ -92,7 +92,14 @@ MpirunCommand build_mpirun_command(const Plan& plan, const LaunchOptions& o) {
            {"FLASHLINE_EXPERT_TRANSPORT", plan.expert_transport}})
     a.insert(a.end(), {"-x", k + "=" + v});
   if (threads > 0) a.insert(a.end(), {"-x", fmt::format("OMP_NUM_THREADS={}", threads)});
-  a.insert(a.end(), {o.executable, o.subcommand, "--plan", o.plan_path, "--model", o.model_dir});
+  // A nested subcommand ("bench offline") is one word per argument.
+  a.push_back(o.executable);
+  for (std::size_t from = 0; from < o.subcommand.size();) {
+    const std::size_t space = std::min(o.subcommand.find(' ', from), o.subcommand.size());
+    if (space > from) a.push_back(o.subcommand.substr(from, space - from));
+    from = space + 1;
+  }
+  a.insert(a.end(), {"--plan", o.plan_path, "--model", o.model_dir});
   a.insert(a.end(), o.extra_args.begin(), o.extra_args.end());
   return m;
 }

@@ -14,7 +14,7 @@ namespace flashline {
 struct LaunchOptions {
   std::string plan_path;     // as given; passed on to every rank
   std::string model_dir;
-  std::string subcommand = "generate";  // what every rank runs
+  std::string subcommand = "generate";  // what every rank runs ("bench offline": words split at spaces)
   std::vector<std::string> extra_args;
   std::string executable = "flashline";
   std::string mpirun = "mpirun";

@@ -61,6 +61,7 @@ GatewayMetrics::GatewayMetrics(const std::string& model_name)
   prompt_tokens_ = counter("flashline:prompt_tokens_total", "Prompt tokens processed.");
   generation_tokens_ = counter("flashline:generation_tokens_total", "Tokens generated.");
   preemptions_ = counter("flashline:num_preemptions_total", "Requests preempted (KV pages reclaimed).");
+  steps_ = counter("flashline:engine_steps_total", "Steps run by stage 0 of lane 0 (every step passes every stage).");
   // Speculative decoding, vLLM's spec_decode names: acceptance rate = accepted / draft tokens,
   // mean acceptance length = 1 + accepted / drafts.
   spec_drafts_ = counter("flashline:spec_decode_num_drafts_total", "Verification steps that carried drafts.");
@@ -108,6 +109,7 @@ std::string GatewayMetrics::render(const EngineStats& s) {
   advance(prompt_tokens_, s.prompt_tokens, last_.prompt_tokens);
   advance(generation_tokens_, s.generation_tokens, last_.generation_tokens);
   advance(preemptions_, s.preemptions, last_.preemptions);
+  advance(steps_, s.steps, last_.steps);
   advance(spec_drafts_, s.spec.drafts, last_.spec.drafts);
   advance(spec_draft_tokens_, s.spec.draft_tokens, last_.spec.draft_tokens);
   advance(spec_accepted_, s.spec.accepted_tokens, last_.spec.accepted_tokens);

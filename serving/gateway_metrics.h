@@ -48,7 +48,7 @@ class GatewayMetrics {
   prometheus::Family<prometheus::Counter>* finished_;
   prometheus::Family<prometheus::Counter>* rejected_;
   prometheus::Gauge *running_, *waiting_, *kv_usage_, *kv_used_, *kv_total_;
-  prometheus::Counter *prompt_tokens_, *generation_tokens_, *preemptions_;
+  prometheus::Counter *prompt_tokens_, *generation_tokens_, *preemptions_, *steps_;
   prometheus::Counter *spec_drafts_, *spec_draft_tokens_, *spec_accepted_;
   prometheus::Family<prometheus::Counter>* spec_accepted_at_;
   prometheus::Family<prometheus::Gauge>* stage_step_;

@@ -224,7 +224,7 @@ TEST(Launch, CheckedBeforeMpirunStarts) {
   const std::string mpirun = (d.path() / "mpirun").string();
   expect_user_error(run_flashline({"launch", "--plan", plan, "--model", kTinyAStr, "--mpirun", mpirun, "--run",
                                    "inspect"}),
-                    {"--run inspect: expected generate, logits or serve"});
+                    {"--run inspect: expected generate, logits, serve or \"bench offline\""});
   fs::copy_file(kPlans + "/1node-8xh100.plan.yaml", d.path() / "big.plan.yaml");
   expect_user_error(run_flashline({"launch", "--plan", (d.path() / "big.plan.yaml").string(), "--model", kTinyAStr,
                                    "--mpirun", mpirun}),

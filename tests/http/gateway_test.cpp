@@ -479,7 +479,7 @@ TEST_F(GatewayHttp, ModelsVersionTokenizeDetokenizeMetrics) {
   for (const char* name : {"flashline:num_requests_running", "flashline:kv_cache_usage_perc",
                            "flashline:time_to_first_token_seconds_bucket", "flashline:e2e_request_latency_seconds_count",
                            "flashline:request_success_total{", "flashline:generation_tokens_total",
-                           "flashline:stage_step_seconds{"})
+                           "flashline:stage_step_seconds{", "flashline:engine_steps_total"})
     EXPECT_NE(m.find(name), std::string::npos) << name;
 }
 
