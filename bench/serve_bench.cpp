@@ -61,11 +61,13 @@ std::string tokenizer_id(const ServeBenchOptions& o, const Prepared& p) {
   return o.tokenizer.empty() ? p.request.model : o.tokenizer;
 }
 
-// The server's per-stage timers from flashline's /metrics: the mean step time of each stage and
-// the steps run so far; empty for other servers.
+// The server's counters from flashline's /metrics: the mean step time of each stage, the steps
+// run so far, and the speculative decoding counters; empty for other servers.
 struct StageTimers {
   std::vector<double> step_s;
   double steps = 0;
+  double drafts = 0, draft_tokens = 0, accepted_tokens = 0;
+  std::vector<double> accepted_at;
 };
 
 StageTimers stage_timers(const Prepared& p, const std::string& api_key) {
@@ -78,6 +80,10 @@ StageTimers stage_timers(const Prepared& p, const std::string& api_key) {
   }
   static const std::regex step(R"re(^flashline:stage_step_seconds\{[^}]*stage="(\d+)"[^}]*\}\s+([0-9.eE+-]+))re");
   static const std::regex steps(R"re(^flashline:engine_steps_total(\{[^}]*\})?\s+([0-9.eE+-]+))re");
+  static const std::regex spec(
+      R"re(^flashline:spec_decode_num_(drafts|draft_tokens|accepted_tokens)_total(\{[^}]*\})?\s+([0-9.eE+-]+))re");
+  static const std::regex spec_at(
+      R"re(^flashline:spec_decode_num_accepted_tokens_per_pos_total\{[^}]*position="(\d+)"[^}]*\}\s+([0-9.eE+-]+))re");
   std::istringstream in(text);
   std::string l;
   std::smatch m;
@@ -88,9 +94,32 @@ StageTimers stage_timers(const Prepared& p, const std::string& api_key) {
       t.step_s[stage] = std::stod(m[2].str());
     } else if (std::regex_search(l, m, steps)) {
       t.steps = std::stod(m[2].str());
+    } else if (std::regex_search(l, m, spec_at)) {
+      const auto pos = static_cast<std::size_t>(std::stoul(m[1].str()));
+      if (t.accepted_at.size() <= pos) t.accepted_at.resize(pos + 1);
+      t.accepted_at[pos] = std::stod(m[2].str());
+    } else if (std::regex_search(l, m, spec)) {
+      (m[1] == "drafts" ? t.drafts : m[1] == "draft_tokens" ? t.draft_tokens : t.accepted_tokens) = std::stod(m[3].str());
     }
   }
   return t;
+}
+
+// Speculative decoding over the run (vLLM's spec_decode_* keys), from two scrapes; nothing when
+// the server verified no drafts.
+void add_spec_decode(json& result, const StageTimers& before, const StageTimers& after) {
+  const double drafts = after.drafts - before.drafts, tokens = after.draft_tokens - before.draft_tokens;
+  if (drafts <= 0 || tokens <= 0) return;
+  const double accepted = after.accepted_tokens - before.accepted_tokens;
+  json per_pos = json::array();
+  for (std::size_t i = 0; i < after.accepted_at.size(); ++i)
+    per_pos.push_back((after.accepted_at[i] - (i < before.accepted_at.size() ? before.accepted_at[i] : 0.0)) / drafts);
+  result["spec_decode_num_drafts"] = drafts;
+  result["spec_decode_draft_tokens"] = tokens;
+  result["spec_decode_accepted_tokens"] = accepted;
+  result["spec_decode_acceptance_rate"] = 100.0 * accepted / tokens;
+  result["spec_decode_acceptance_length"] = 1.0 + accepted / drafts;
+  result["spec_decode_per_position_acceptance_rates"] = per_pos;
 }
 
 // What each stage computed between two scrapes, as a share of `duration_s` left idle.
@@ -131,7 +160,7 @@ Point run_point(const ServeBenchOptions& o, const Prepared& p, double rate, int 
                o.burstiness, max_concurrency > 0 ? fmt::format("{}", max_concurrency) : "none");
   // Progress on a terminal only: logs and pipes get the table alone.
   const bool tty = print && isatty(STDERR_FILENO);
-  const StageTimers timers_before = p.plan ? stage_timers(p, o.api_key) : StageTimers{};
+  const StageTimers timers_before = stage_timers(p, o.api_key);
   LoadResult load = run_load(p.server, p.request, p.prompts, offsets, max_concurrency, [tty](int done, int total) {
     if (tty) fmt::print(stderr, "\r{} of {} requests done{}", done, total, done == total ? "\n" : "");
   });
@@ -162,8 +191,14 @@ Point run_point(const ServeBenchOptions& o, const Prepared& p, double rate, int 
   point.metrics = calculate_metrics(load.records, load.duration_s, p.slo, p.percentiles);
   point.result = serve_result_json(info, load.records, point.metrics);
   if (print) fmt::print("{}", serve_summary_table(info, point.metrics));
+  const StageTimers timers_after = stage_timers(p, o.api_key);
+  add_spec_decode(point.result, timers_before, timers_after);
+  if (print && point.result.contains("spec_decode_acceptance_rate"))
+    fmt::print("Speculative decoding: acceptance rate {:.2f} %, acceptance length {:.2f}, {} drafts\n",
+               point.result["spec_decode_acceptance_rate"].get<double>(),
+               point.result["spec_decode_acceptance_length"].get<double>(),
+               point.result["spec_decode_num_drafts"].get<double>());
   if (p.plan) {
-    const StageTimers timers_after = stage_timers(p, o.api_key);
     MeasuredStages stages;
     stages.step_s = timers_after.step_s;
     stages.idle_share = idle_shares(timers_before, timers_after, load.duration_s);

@@ -1,7 +1,8 @@
-// `flashline bench serve` against our own 2x2 world (`flashline launch --run serve`) on the tiny
-// model with the V4 vocabulary: every request completes, the token totals equal what the server
-// counted (its /metrics counters, moved by this run alone), the JSON has every key vLLM's
-// --save-result has with the right types; then a ShareGPT run, a chat run and the sweep's files.
+// `flashline bench serve` against our own 2x2 world (`flashline launch --run serve`, one MTP
+// draft per step) on the tiny model with the V4 vocabulary: every request completes, the token
+// totals equal what the server counted (its /metrics counters, moved by this run alone), the
+// JSON has every key vLLM's --save-result has with the right types (and its speculative decoding
+// keys); then a ShareGPT run, a chat run and the sweep's files.
 // Needs FLASHLINE, TINY_MODEL and TOKENIZER (see run.sh).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -29,7 +30,8 @@ before(async () => {
                             '-o', plan], { encoding: 'utf8' });
   assert.equal(p.status, 0, p.stderr);
   world = await startServer(bin, ['launch', '--plan', plan, '--model', model, '--run', 'serve', '--',
-                                  '--tokenizer', tokenizer, '--served-model-name', 'tiny']);
+                                  '--tokenizer', tokenizer, '--served-model-name', 'tiny',
+                                  '--speculative-tokens', '1']);
 });
 
 after(async () => {
@@ -88,6 +90,12 @@ test('bench serve: every request completes, totals equal the server\'s counts, v
   assert.ok(j.itls.every((gaps, i) => gaps.length === j.output_lens[i] - 1 || gaps.length < j.output_lens[i]));
   assert.ok(j.errors.every((e) => e === ''));
   for (const k of ['date', 'backend', 'model_id', 'tokenizer_id']) assert.equal(typeof j[k], 'string', k);
+  // The world drafts one token per step: vLLM's spec_decode_* keys from the server's counters.
+  for (const k of ['spec_decode_num_drafts', 'spec_decode_draft_tokens', 'spec_decode_accepted_tokens',
+                   'spec_decode_acceptance_rate', 'spec_decode_acceptance_length'])
+    assert.equal(typeof j[k], 'number', k);
+  assert.ok(j.spec_decode_num_drafts > 0 && j.spec_decode_acceptance_length >= 1);
+  assert.ok(Array.isArray(j.spec_decode_per_position_acceptance_rates));
   assert.equal(j.plan_comparison.per_stage.length, 2);
   for (const stage of j.plan_comparison.per_stage) {
     assert.equal(typeof stage.measured_step_ms, 'number');
