@@ -4,6 +4,8 @@
 # numerics, with the reference goldens.
 #   distributed_test.sh logits NP PLAN NUMERICS       prefill, decode and MTP logits, greedy ids
 #   distributed_test.sh decode-golden NP PLAN         exact: 141 greedy ids and teacher-forced decode logits
+#   distributed_test.sh speculative NP PLAN K         exact: decode ids and logits with K MTP drafts per step
+#                                                     == the single-process run without drafts
 #   distributed_test.sh concurrent NP PLAN            several requests at once == each alone
 #   distributed_test.sh fault NP PLAN                 a rank that fails inside the runtime (FLASHLINE_TEST_FAULT)
 #                                                     prints flashline's error line, once, naming its rank, host,
@@ -101,6 +103,15 @@ stage_lane() {
 host=$(hostname)
 
 case "$mode" in
+speculative)
+  args=(logits --model "$MODEL" --ids "@$ids/len130.json" --decode 12 --numerics exact)
+  run "$work/single.out" "$work/single.log" "$FLASHLINE" "${args[@]}" --out "$work/single"
+  run "$work/pipeline.out" "$work/pipeline.log" "${mpirun[@]}" "$FLASHLINE" "${args[@]}" --out "$work/pipeline" \
+    --plan "$plan" --speculative-tokens "$numerics"
+  for f in prefill_logits decode_logits decode_ids; do
+    same "$work/pipeline/$f.npy" "$work/single/$f.npy"
+  done
+  ;;
 logits)
   args=(logits --model "$MODEL" --ids "@$ids/len130.json" --decode 6 --mtp --numerics "$numerics")
   run "$work/single.out" "$work/single.log" "$FLASHLINE" "${args[@]}" --out "$work/single"

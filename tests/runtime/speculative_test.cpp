@@ -2,7 +2,7 @@
 //  - with k = 1..3 drafts every request gets the ids of the non-speculative run, and in exact
 //    numerics the logits row of every emitted token bit for bit, on three tiny presets;
 //  - forced drafts: at 100 % acceptance a request needs 1 + ceil((n - 1) / (k + 1)) steps, at
-//    0 % it matches k = 0, at random rates too; every page comes back;
+//    0 % it matches k = 0, at random rates too (ids and logits rows); every page comes back;
 //  - a rejected draft leaves no trace: random partial acceptance leaves the state of every layer
 //    (and of the MTP block after drafts on drafts) bit-identical to a run that never saw it;
 //  - seeded sampling keeps the target distribution (chi-square over 20,000 seeds).
@@ -155,6 +155,7 @@ TEST(Speculative, ForcedDraftsGiveTheirAcceptanceAndTheSameIds) {
     r[0].request.debug.draft_ids = base.ids[0];
     auto all = run(options(kTinyA, k), r);
     EXPECT_EQ(all.ids, base.ids);
+    EXPECT_TRUE(all.logits == base.logits) << "a logits row differs with every draft accepted";
     EXPECT_EQ(all.stats.steps, 1 + (n - 1 + k) / (k + 1));
     EXPECT_EQ(all.stats.spec.accepted_tokens, all.stats.spec.draft_tokens);
     EXPECT_EQ(all.pages_left, 0);
@@ -168,6 +169,7 @@ TEST(Speculative, ForcedDraftsGiveTheirAcceptanceAndTheSameIds) {
     r[0].request.debug.draft_ids = forced_drafts(base.ids[0], 0.5, vocab, 2);
     auto half = run(options(kTinyA, k), r);
     EXPECT_EQ(half.ids, base.ids);
+    EXPECT_TRUE(half.logits == base.logits) << "a logits row differs with half the drafts accepted";
     EXPECT_GT(half.stats.spec.accepted_tokens, 0);
     EXPECT_LT(half.stats.spec.accepted_tokens, half.stats.spec.draft_tokens);
     EXPECT_EQ(half.pages_left, 0);
