@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdint>
 
 namespace flashline {
 
@@ -97,7 +96,6 @@ void LastStage::finish_step(const ForwardMessage& m, SampledMessage& sampled, St
   }
   const int V = c.vocab;
   std::vector<MtpFeed> feeds;
-  std::vector<std::size_t> entry_of;  // feeds[j] drafts for sampled.entries[entry_of[j]]
   for (const auto [i, first, row0, prompt] : seq_rows) {
     const auto& s = m.seqs[i];
     auto& r = requests_.at(s.request);
@@ -160,22 +158,17 @@ void LastStage::finish_step(const ForwardMessage& m, SampledMessage& sampled, St
       f.next.push_back(ids.back());
       r.mtp_next = last + 1;
       f.draft = true;
-      entry_of.push_back(sampled.entries.size() - 1);
+      f.entry = sampled.entries.size() - 1;
     } else {
       r.mtp_pending.assign(h_row(last), h_row(last) + std::ptrdiff_t(stride));
       r.mtp_next = last;
-      entry_of.push_back(SIZE_MAX);
     }
-    if (f.next.empty()) {
-      entry_of.pop_back();
-      continue;
-    }
-    feeds.push_back(std::move(f));
+    if (!f.next.empty()) feeds.push_back(std::move(f));
   }
   if (speculative_tokens_ == 0) return;
   draft(feeds);
-  for (std::size_t j = 0; j < feeds.size(); ++j)
-    if (feeds[j].draft) sampled.entries.at(entry_of[j]).drafts = std::move(feeds[j].drafts);
+  for (auto& f : feeds)
+    if (f.draft) sampled.entries.at(f.entry).drafts = std::move(f.drafts);
 }
 
 // k passes of the MTP block, a collective of the last stage's lanes (every lane runs all k):

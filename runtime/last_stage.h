@@ -44,6 +44,7 @@ class LastStage {
     std::vector<float> h;
     std::vector<int32_t> next;
     bool draft = false;  // a sampled, unfinished request: drafts for its next step
+    std::size_t entry = 0;  // its entry in the step's Sampled message (when drafting)
     std::vector<int32_t> drafts;
   };
   TokenEvent sample(Request& r, const float* row, int32_t position);
