@@ -52,14 +52,19 @@ YAML::Node load_yaml_file(const std::filesystem::path& path) {
 }
 
 std::string nearest_key(std::string_view key, std::span<const std::string_view> valid) {
+  // Beyond about half the word the "suggestion" is noise.
+  const std::size_t limit = std::max<std::size_t>(2, key.size() / 2);
   std::string best;
   std::size_t best_d = SIZE_MAX;
   for (auto v : valid) {
+    // The distance is at least the length difference: a long key (pasted text, a fuzzed file)
+    // skips the quadratic comparison with every short valid name.
+    const std::size_t gap = key.size() > v.size() ? key.size() - v.size() : v.size() - key.size();
+    if (gap > limit) continue;
     std::size_t d = edit_distance(key, v);
     if (d < best_d) best_d = d, best = std::string(v);
   }
-  // Beyond about half the word the "suggestion" is noise.
-  return best_d <= std::max<std::size_t>(2, key.size() / 2) ? best : "";
+  return best_d <= limit ? best : "";
 }
 
 YamlReader::YamlReader(YAML::Node node, std::string source, std::string path)

@@ -92,10 +92,7 @@ void fp8_fast(const QuantizedRows& x, const Fp8Weight& w, float* y) {
 }
 void bf16_fast(const float* x, int m, int k, const uint16_t* w, int n, float* y) {
   switch (active_isa()) {
-    // The AVX-512 BF16 body (vdpbf16ps) is not used: on tiny-a's layer 2 it gives 11x the
-    // block error of the AVX2 body against the goldens (docs/performance.md); AVX2 it is until
-    // that is understood.
-    case Isa::Avx512: return gemm_detail::bf16_avx2(x, m, k, w, n, y);
+    case Isa::Avx512: return gemm_detail::bf16_avx512(x, m, k, w, n, y);
     case Isa::Avx2: return gemm_detail::bf16_avx2(x, m, k, w, n, y);
     case Isa::Portable: return gemm_detail::bf16_portable(x, m, k, w, n, y);
   }

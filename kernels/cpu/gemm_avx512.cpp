@@ -20,12 +20,9 @@
 //   order: lane l of vdpbf16ps accumulates its pairs over the block's four 32-wide pieces, then
 //   the 16 lanes are added in a fixed tree. The block's scale and the K-order fp32 accumulation
 //   follow the reference.
-// - BF16 weights (fp32 result): each output is 16 fp32 lanes of vdpbf16ps accumulated over K in
-//   32-wide steps, then the same fixed 16-lane tree. Activation rows that are not bf16 values are
-//   split into three bf16 planes (hi + mid + lo, exact), each added in turn at every step.
-// - Batch invariance: every output element's arithmetic depends on K alone (and, for BF16, on
-//   whether its own activation row is bf16), never on the token count, the row tile, or the
-//   thread count. Weight rows are processed in tiles of 16; M > 1 decodes a tile once into a
+// - BF16 weights: gemm_bf16_avx512.cpp.
+// - Batch invariance: every output element's arithmetic depends on K alone, never on the token
+//   count, the row tile, or the thread count. Weight rows are processed in tiles of 16; M > 1 decodes a tile once into a
 //   per-thread scratch and reuses it for every token.
 // GCC 12 reports its own _mm512_undefined_* helpers as uninitialised once inlined here.
 #pragma GCC diagnostic ignored "-Wuninitialized"
@@ -523,77 +520,6 @@ FL_AVX512 void fp8_token_rows(const uint32_t* const* wd, const uint8_t* ws, int 
   for (int r = 0; r < R; ++r) _mm512_storeu_ps(out + r * 16, bf16_round16(acc[r]));
 }
 
-// --- BF16 weights --------------------------------------------------------------------------
-// Activation rows as bf16 planes, padded to a multiple of 32 with zeros: [chunk][plane][32].
-struct Bf16Act {
-  int kp = 0;
-  std::vector<std::vector<uint16_t>> rows;
-  std::vector<int> planes;  // 1 or 3 per row
-};
-
-Bf16Act bf16_prepare(const float* x, int m, int k) {
-  Bf16Act a;
-  a.kp = (k + 31) / 32 * 32;
-  a.rows.resize(m);
-  a.planes.resize(m);
-  for (int i = 0; i < m; ++i) {
-    const float* xi = x + std::size_t(i) * k;
-    bool exact = true;
-    for (int t = 0; t < k; ++t) exact = exact && (float_to_bits(xi[t]) & 0xFFFFu) == 0;
-    const int P = exact ? 1 : 3;
-    a.planes[i] = P;
-    auto& d = a.rows[i];
-    d.assign(std::size_t(a.kp) * P, 0);
-    for (int t = 0; t < k; ++t) {
-      const std::size_t at = std::size_t(t / 32) * 32 * P + t % 32;
-      const float hi = bits_to_float(float_to_bits(xi[t]) & 0xFFFF0000u);
-      d[at] = bf16_bits(hi);
-      if (P == 3) {
-        const float r = xi[t] - hi;  // exact
-        const float mid = bits_to_float(float_to_bits(r) & 0xFFFF0000u);
-        d[at + 32] = bf16_bits(mid);
-        d[at + 64] = bf16_bits(r - mid);  // exact, at most 8 significant bits
-      }
-    }
-  }
-  return a;
-}
-
-// R rows x NT tokens of one tile; out[t][r] receives the 16 lane sums of row r for token t.
-template <int P, int R, int NT>
-FL_AVX512 FL_INLINE void bf16_block(const uint16_t* const* wrow, int k, const uint16_t* const* xt, __m512* out) {
-  __m512 acc[R][NT];
-  for (int r = 0; r < R; ++r)
-    for (int t = 0; t < NT; ++t) acc[r][t] = _mm512_setzero_ps();
-  const int nc = (k + 31) / 32;
-  for (int c = 0; c < nc; ++c) {
-    const __mmask32 m = c * 32 + 32 <= k ? ~__mmask32(0) : __mmask32((1u << (k - c * 32)) - 1);
-    __m512i wv[R];
-    for (int r = 0; r < R; ++r) wv[r] = _mm512_maskz_loadu_epi16(m, wrow[r] + c * 32);
-    for (int t = 0; t < NT; ++t)
-      for (int p = 0; p < P; ++p) {
-        const __m512i xv = _mm512_loadu_si512(xt[t] + (std::size_t(c) * P + p) * 32);
-        for (int r = 0; r < R; ++r) acc[r][t] = dp(acc[r][t], wv[r], xv);
-      }
-  }
-  for (int r = 0; r < R; ++r)
-    for (int t = 0; t < NT; ++t) out[t * T + r] = acc[r][t];
-}
-
-template <int P, int NT>
-FL_AVX512 void bf16_tile(const uint16_t* w, int k, int n0, int nr, const Bf16Act& a, const int* tok, float* y, int n) {
-  constexpr int R = NT == 1 ? 8 : 4;
-  __m512 res[NT * T];
-  const uint16_t* xt[NT];
-  for (int t = 0; t < NT; ++t) xt[t] = a.rows[tok[t]].data();
-  for (int r0 = 0; r0 < T; r0 += R) {
-    const uint16_t* wrow[R];
-    for (int r = 0; r < R; ++r) wrow[r] = w + std::size_t(n0 + (r0 + r < nr ? r0 + r : 0)) * k;
-    bf16_block<P, R, NT>(wrow, k, xt, res + r0);
-  }
-  for (int t = 0; t < NT; ++t) store_rows(y + std::size_t(tok[t]) * n + n0, nr, tree16(res + t * T));
-}
-
 template <typename F>
 void for_each_tile(int n, F&& f) {
   const int tiles = (n + T - 1) / T;
@@ -704,22 +630,6 @@ void fp8_avx512(const QuantizedRows& x, const Fp8Weight& w, float* y) {
   }
 }
 
-void bf16_avx512(const float* x, int m, int k, const uint16_t* w, int n, float* y) {
-  const Bf16Act a = bf16_prepare(x, m, k);
-  std::vector<int> by_planes[2];
-  for (int i = 0; i < m; ++i) by_planes[a.planes[i] == 3].push_back(i);
-  for_each_tile(n, [&](int n0, int nr) {
-    for (int cls = 0; cls < 2; ++cls) {
-      const std::vector<int>& toks = by_planes[cls];
-      std::size_t t = 0;
-      for (; t + 2 <= toks.size(); t += 2)
-        cls ? bf16_tile<3, 2>(w, k, n0, nr, a, &toks[t], y, n) : bf16_tile<1, 2>(w, k, n0, nr, a, &toks[t], y, n);
-      if (t < toks.size())
-        cls ? bf16_tile<3, 1>(w, k, n0, nr, a, &toks[t], y, n) : bf16_tile<1, 1>(w, k, n0, nr, a, &toks[t], y, n);
-    }
-  });
-}
-
 }  // namespace flashline::gemm_detail
 
 #else
@@ -727,6 +637,5 @@ void bf16_avx512(const float* x, int m, int k, const uint16_t* w, int n, float* 
 namespace flashline::gemm_detail {
 void fp4_avx512(const QuantizedRows& x, const Fp4Weight& w, float* y) { fp4_portable(x, w, y); }
 void fp8_avx512(const QuantizedRows& x, const Fp8Weight& w, float* y) { fp8_portable(x, w, y); }
-void bf16_avx512(const float* x, int m, int k, const uint16_t* w, int n, float* y) { bf16_portable(x, m, k, w, n, y); }
 }  // namespace flashline::gemm_detail
 #endif

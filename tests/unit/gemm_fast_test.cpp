@@ -227,6 +227,35 @@ TEST(GemmFast, Bf16WithinBound) {
   }
 }
 
+// --- the AVX-512 BF16 body performs the AVX2 body's operations: identical results ---------
+
+TEST(GemmFast, Bf16Avx512EqualsAvx2) {
+  if (detected_isa() < Isa::Avx512) GTEST_SKIP() << "CPU without the AVX-512 level";
+  Rng r;
+  // K: whole pairs of 8-steps, an odd last 8-step, tails of 1..7, K below 16; M: the 4-token and
+  // 1-token blocks; rows that are not bf16 values (the AVX2 body's own rows) mixed in.
+  for (auto [m, n, k] : {std::tuple{1, 37, 1024}, {6, 40, 1000}, {5, 33, 96}, {9, 130, 4104}, {2, 17, 7}, {3, 16, 15}}) {
+    std::vector<float> x = r.bf16_vector(std::size_t(m) * k, 2.0f);
+    for (int t = 0; t < k; t += 3) x[std::size_t(m - 1) * k + t] = r.normal();  // not bf16-valued
+    for (int t = 0; t < k; t += 5) x[t] = 0.0f;
+    std::vector<uint16_t> w(std::size_t(n) * k);
+    for (auto& v : w) v = float_to_bf16_bits(r.normal(0.05f));
+    for (std::size_t i = 0; i < w.size(); i += 7) w[i] = 0x8000;  // -0: signed zero products
+    std::vector<float> y2(std::size_t(m) * n), y5(y2.size());
+    {
+      IsaScope scope(Isa::Avx2);
+      gemm_f32(x.data(), m, k, w.data(), n, y2.data(), Numerics::Fast);
+    }
+    {
+      IsaScope scope(Isa::Avx512);
+      gemm_f32(x.data(), m, k, w.data(), n, y5.data(), Numerics::Fast);
+    }
+    int differ = 0;
+    for (std::size_t i = 0; i < y2.size(); ++i) differ += !same_bits(y2[i], y5[i]);
+    EXPECT_EQ(differ, 0) << "m=" << m << " n=" << n << " k=" << k;
+  }
+}
+
 // --- the AVX2 and portable builds of one body give identical results -----------------------
 
 TEST(GemmFast, Avx2EqualsPortable) {
