@@ -6,6 +6,7 @@
 
 #include <CLI/CLI.hpp>
 #include <chrono>
+#include <set>
 
 #include "bench/kernel_bench.h"
 #include "bench/memory_bandwidth.h"
@@ -16,23 +17,35 @@
 namespace flashline {
 namespace {
 
-// Weight bytes one decode token reads: every tensor of the main layers and the head, except
-// routed experts, of which only top-k of n per layer are touched; one embedding row.
-double decode_bytes_per_token(const ModelConfig& c) {
-  double bytes = 0;
+// Weight bytes a decode step reads, in two parts: every tensor of the main layers and the head
+// except routed experts, plus one embedding row per token (`dense`), and the bytes of one routed
+// expert of each layer (`per_expert`: a step reads that for every distinct expert its tokens
+// route to).
+struct DecodeBytes {
+  double dense = 0;
+  std::vector<double> per_expert;  // [layer]
+  // Batch 1: top-k experts per layer.
+  double one_token(const ModelConfig& c) const {
+    double b = dense;
+    for (double e : per_expert) b += e * c.topk_experts;
+    return b;
+  }
+};
+
+DecodeBytes decode_bytes(const ModelConfig& c) {
+  DecodeBytes d;
+  d.per_expert.assign(c.n_layers, 0.0);
   for (const auto& t : release_tensors(c)) {
     if (t.layer >= c.n_layers) continue;  // MTP is not run by plain decode
-    if (t.group == TensorGroup::Embedding) {
-      bytes += double(t.bytes()) / c.vocab;
+    if (t.group == TensorGroup::Embedding || t.name.ends_with("tid2eid")) {
+      d.dense += double(t.bytes()) / c.vocab;
     } else if (t.group == TensorGroup::RoutedExpert) {
-      bytes += double(t.bytes()) * c.topk_experts / c.n_experts;
-    } else if (t.name.ends_with("tid2eid")) {
-      bytes += double(t.bytes()) / c.vocab;
+      d.per_expert[t.layer] += double(t.bytes()) / c.n_experts;
     } else {
-      bytes += double(t.bytes());
+      d.dense += double(t.bytes());
     }
   }
-  return bytes;
+  return d;
 }
 
 // Weight multiply-adds of one token (2 flops each): every matrix of the main layers and the head
@@ -102,11 +115,24 @@ int run(int argc, char** argv) {
                         (l.begin() + std::ptrdiff_t(r) * c.vocab));
   }
   const double decode_s = secs(t0, clock::now());
+  // The experts a step reads: routing of a few more steps of the same batch, traced (untimed).
+  const DecodeBytes db = decode_bytes(c);
+  constexpr int kProbeSteps = 4;
+  double expert_bytes = 0;
+  for (int s = 0; s < kProbeSteps; ++s) {
+    StepBatch b;
+    for (int r = 0; r < batch; ++r) b.add({last[r]}, prompt_len + decode_steps + s, &states[r]);
+    auto X = tf.embed(b);
+    Trace tr;
+    tf.run_layers(0, c.n_layers, b, X, &tr);
+    for (const auto& [layer, idx] : tr.router_idx)
+      expert_bytes += db.per_expert[layer] * double(std::set<int32_t>(idx.begin(), idx.end()).size()) / kProbeSteps;
+  }
   const double bw = measure_read_bandwidth();
   const double peak = fma_peak_gflops() * 1e9;
-  const double bytes = decode_bytes_per_token(c);
+  const double bytes = db.dense + expert_bytes, bytes_one = db.one_token(c);
   const double decode_tps = batch * decode_steps / decode_s;
-  const double roofline_steps = bw / bytes;  // one weight pass per step, whatever the batch
+  const double roofline_steps = bw / bytes;  // one pass over the weights this batch's steps read
   fmt::print("model {}: hidden {}, {} layers, {} experts (top {}), vocab {}; numerics {}, {} threads\n", model, c.dim,
              c.n_layers, c.n_experts, c.topk_experts, c.vocab, numerics, omp_get_max_threads());
   const double prefill_flops = weight_flops_per_token(c) * batch * prompt_len / prefill_s;
@@ -116,9 +142,14 @@ int run(int argc, char** argv) {
              peak > 0 ? 100 * prefill_flops / peak : 0.0, peak / 1e9);
   fmt::print("decode:  batch {}, {} steps in {:.3f} s = {:.1f} tokens/s ({:.2f} ms/step)\n", batch, decode_steps, decode_s,
              decode_tps, 1e3 * decode_s / decode_steps);
-  fmt::print("roofline: {:.2f} MB weights read per step, memory read bandwidth {:.2f} GB/s -> {:.1f} steps/s; "
-             "measured {:.1f} steps/s = {:.1f}% of roofline\n",
-             bytes / 1e6, bw / 1e9, roofline_steps, decode_steps / decode_s, 100.0 * (decode_steps / decode_s) / roofline_steps);
+  fmt::print("roofline: {:.2f} MB weights read per step ({:.2f} MB dense, {:.2f} MB of the experts the batch routes to), "
+             "memory read bandwidth {:.2f} GB/s -> {:.1f} steps/s; measured {:.1f} steps/s = {:.1f}% of roofline\n",
+             bytes / 1e6, db.dense / 1e6, expert_bytes / 1e6, bw / 1e9, roofline_steps, decode_steps / decode_s,
+             100.0 * (decode_steps / decode_s) / roofline_steps);
+  // What batching can gain at most over batch 1 when both run at the roofline.
+  if (batch > 1)
+    fmt::print("batch {} at the roofline reads {:.2f}x the weights of batch 1 per step: at most {:.2f}x its tokens/s\n",
+               batch, bytes / bytes_one, batch * bytes_one / bytes);
   return 0;
 }
 

@@ -179,12 +179,10 @@ FL_AVX512 FL_INLINE void fp4_decode_chunk(const uint8_t* c64, __m512i tbl, __m51
 }
 
 // Exact block dots of one chunk: lanes 4b..4b+3 (int32) sum to block b's dot * 2^10.
-FL_AVX512 FL_INLINE __m512i fp4_chunk_dot(const __m512i* w, const uint16_t* xa) {
+FL_AVX512 FL_INLINE __m512i fp4_chunk_dot(const __m512i* w, const __m512i* x) {
   const __m512 z = _mm512_setzero_ps();
-  __m512 a = dp(z, w[0], _mm512_loadu_si512(xa));
-  a = dp(a, w[1], _mm512_loadu_si512(xa + 32));
-  __m512 b = dp(z, w[2], _mm512_loadu_si512(xa + 64));
-  b = dp(b, w[3], _mm512_loadu_si512(xa + 96));
+  const __m512 a = dp(dp(z, w[0], x[0]), w[1], x[1]);
+  const __m512 b = dp(dp(z, w[2], x[2]), w[3], x[3]);
   return _mm512_add_epi32(_mm512_cvtps_epi32(a), _mm512_cvtps_epi32(b));
 }
 
@@ -195,27 +193,33 @@ FL_AVX512 FL_INLINE __m512i fp4_tadd(const __m512i* r) {
   return _mm512_add_epi32(_mm512_unpacklo_epi64(s01, s23), _mm512_unpackhi_epi64(s01, s23));
 }
 
-// One row, one group: the 16 scaled block values part * s_x * s_w in lane order. `src` is the
-// row's codes (kDecoded = false) or its decoded words (true) at the group start.
-template <bool kDecoded>
-FL_AVX512 FL_INLINE __m512 fp4_row_group(const void* src, int nq, const uint16_t* xa, __m512 sxs, __m512 sw,
-                                         __m512i tbl) {
-  __m512i r[4];
+// R rows, one group of nq chunks: out[j] = the 16 scaled block values part * s_x * s_w of row j
+// in lane order. The rows share each chunk's activation loads, and their independent dot chains
+// keep the vector units busy. `src[j]` is row j's codes (kDecoded = false) or its decoded words
+// (true) at the group start.
+template <int R, bool kDecoded>
+FL_AVX512 FL_INLINE void fp4_rows_group(const void* const* src, int nq, const uint16_t* xa, __m512 sxs,
+                                        const __m512* sw, __m512i tbl, __m512* out) {
+  __m512i r[R][4];
   for (int q = 0; q < 4; ++q) {
-    if (q < nq) {
+    if (q >= nq) {
+      for (int j = 0; j < R; ++j) r[j][q] = _mm512_setzero_si512();
+      continue;
+    }
+    __m512i x[4];
+    for (int p = 0; p < 4; ++p) x[p] = _mm512_loadu_si512(xa + q * 128 + 32 * p);
+    for (int j = 0; j < R; ++j) {
       __m512i w[4];
       if constexpr (kDecoded) {
-        const uint16_t* d = static_cast<const uint16_t*>(src) + q * 128;
+        const uint16_t* d = static_cast<const uint16_t*>(src[j]) + q * 128;
         for (int p = 0; p < 4; ++p) w[p] = _mm512_loadu_si512(d + 32 * p);
       } else {
-        fp4_decode_chunk(static_cast<const uint8_t*>(src) + q * 64, tbl, w);
+        fp4_decode_chunk(static_cast<const uint8_t*>(src[j]) + q * 64, tbl, w);
       }
-      r[q] = fp4_chunk_dot(w, xa + q * 128);
-    } else {
-      r[q] = _mm512_setzero_si512();
+      r[j][q] = fp4_chunk_dot(w, x);
     }
   }
-  return _mm512_mul_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(fp4_tadd(r)), sxs), sw);
+  for (int j = 0; j < R; ++j) out[j] = _mm512_mul_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(fp4_tadd(r[j])), sxs), sw[j]);
 }
 
 // One token against one tile of rows. Decoded: `dec` holds [T][k] words and `sws` [T][ngroup*16]
@@ -223,6 +227,7 @@ FL_AVX512 FL_INLINE __m512 fp4_row_group(const void* src, int nq, const uint16_t
 template <bool kDecoded>
 FL_AVX512 void fp4_tile(const Fp4Weight& w, const Fp4Act& a, int i, int n0, int nr, const uint16_t* dec,
                         const float* sws, float* y) {
+  constexpr int R = 2;
   const __m512i tbl = _mm512_loadu_si512(fp4_table().data());
   const int k = a.k, nb = k / 32;
   const uint16_t* xa = a.x.data() + std::size_t(i) * k;
@@ -230,19 +235,27 @@ FL_AVX512 void fp4_tile(const Fp4Weight& w, const Fp4Act& a, int i, int n0, int 
   for (int g = 0; g < a.ngroup; ++g) {
     const int nq = std::min(4, a.nchunk - 4 * g), nblk = 4 * nq;
     const __m512 sxs = _mm512_loadu_ps(a.sxs.data() + (std::size_t(i) * a.ngroup + g) * 16);
-    __m512 p[T];
-    for (int r = 0; r < T; ++r) {
-      if (r >= nr) {
-        p[r] = _mm512_setzero_ps();
-      } else if constexpr (kDecoded) {
-        const __m512 sw = _mm512_loadu_ps(sws + (std::size_t(r) * a.ngroup + g) * 16);
-        p[r] = fp4_row_group<true>(dec + std::size_t(r) * k + g * 512, nq, xa + g * 512, sxs, sw, tbl);
-      } else {
-        const std::size_t row = std::size_t(n0 + r);
-        const __m512 sw = fp4_group_scales(w.scales + row * nb + g * 16, nblk);
-        p[r] = fp4_row_group<false>(w.codes + row * (k / 2) + g * 256, nq, xa + g * 512, sxs, sw, tbl);
+    __m512 p[T + R];
+    for (int r0 = 0; r0 < nr; r0 += R) {
+      const void* src[R];
+      __m512 sw[R];
+      for (int j = 0; j < R; ++j) {
+        const int r = std::min(r0 + j, nr - 1);
+        if constexpr (kDecoded) {
+          src[j] = dec + std::size_t(r) * k + g * 512;
+          sw[j] = _mm512_loadu_ps(sws + (std::size_t(r) * a.ngroup + g) * 16);
+        } else {
+          const std::size_t row = std::size_t(n0 + r);
+          src[j] = w.codes + row * (k / 2) + g * 256;
+          sw[j] = fp4_group_scales(w.scales + row * nb + g * 16, nblk);
+        }
       }
+      if (nq == 4)
+        fp4_rows_group<R, kDecoded>(src, 4, xa + g * 512, sxs, sw, tbl, p + r0);
+      else
+        fp4_rows_group<R, kDecoded>(src, nq, xa + g * 512, sxs, sw, tbl, p + r0);
     }
+    for (int r = nr; r < T; ++r) p[r] = _mm512_setzero_ps();
     transpose16(p);
     for (int b = 0; b < nblk; ++b) acc = _mm512_add_ps(acc, p[fp4_lane_of_block(b)]);
   }
