@@ -12,6 +12,7 @@
 #include "comms/mpi/mpi_world.h"
 #include "base/input_error.h"
 #include "base/quantity.h"
+#include "launch/thread_count.h"
 #include "launch/token_ids_arg.h"
 #include "partition/plan.h"
 #include "runtime/serving_engine.h"
@@ -126,10 +127,19 @@ class HostedEngine final : public Engine {
   std::unique_ptr<ServingEngine> engine_;
 };
 
+// Sizes this rank's compute pool before any weight is read (the value check at load is parallel):
+// --threads, else the plan's share of the host, else the machine (launch/thread_count.h). Kernel
+// and stage regions use it from whichever thread runs the model.
+int apply_threads(int n) {
+  apply_compute_threads(n);
+  return n;
+}
+
 // One process: the whole model, loopback transports, one stage and one lane.
 struct LocalParts final : HostedEngine::Parts {
   explicit LocalParts(const EngineOptions& o)
-      : ck(Checkpoint::open(o.model, whole_model(o))),
+      : threads(apply_threads(compute_threads(o.threads, nullptr, 0))),
+        ck(Checkpoint::open(o.model, whole_model(o))),
         tf(ck, o.numerics, exchange, ExpertRoutes::single(ck.config().n_experts)) {
     const auto& c = ck.config();
     const int64_t budget = kv_budget(o, nullptr);
@@ -145,6 +155,7 @@ struct LocalParts final : HostedEngine::Parts {
     rc.fault_step = fault_step_for(0);
     loop = std::make_unique<RankLoop>(*executor, link, nullptr, exchange, rc);
   }
+  int threads;
   LoopbackExpertExchange exchange;
   LoopbackPipelineLink link;
   Checkpoint ck;
@@ -199,6 +210,7 @@ struct WorldParts final : HostedEngine::Parts {
       }
       budget = kv_budget(options, &plan);
       fault_step = fault_step_for(world.rank());
+      apply_threads(compute_threads(options.threads, &plan, world.rank()));
     } catch (const std::exception& e) {
       error = e.what();
     }

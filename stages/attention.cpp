@@ -6,6 +6,7 @@
 #include "kernels/cpu/reduce.h"
 #include "kernels/cpu/rms_norm.h"
 #include "kernels/cpu/sparse_attention.h"
+#include "kernels/cpu/threads.h"
 #include "stages/compressor.h"
 #include "stages/indexer.h"
 
@@ -14,7 +15,7 @@ namespace {
 
 // q = bf16(q * bf16(rsqrt(bf16(bf16(mean(bf16(q*q))) + eps)))) per head, in bf16 arithmetic.
 void rescale_heads(float* q, int rows, int heads, int hd, float eps, Numerics num) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for num_threads(kernel_threads()) schedule(static)
   for (int r = 0; r < rows * heads; ++r) {
     float* qh = q + std::size_t(r) * hd;
     std::vector<float> sq(hd);

@@ -3,6 +3,7 @@
 #include "kernels/cpu/gemm.h"
 #include "kernels/cpu/hc_split.h"
 #include "kernels/cpu/reduce.h"
+#include "kernels/cpu/threads.h"
 
 namespace flashline {
 namespace {
@@ -22,7 +23,7 @@ std::vector<float> scaled_mixes(const float* X, HcShape s, const HcParams& p, fl
 
 // y[r, d] = bf16(sum_j wts[r, j] * X[r, j, d]), each product rounded to fp32 first.
 void weighted_collapse(const float* X, HcShape s, const float* wts, float* y, Numerics num) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for num_threads(kernel_threads()) schedule(static)
   for (int r = 0; r < s.rows; ++r) {
     std::vector<float> terms(s.hc);  // one term per copy
     const float* xr = X + std::size_t(r) * s.hc * s.dim;
@@ -51,7 +52,7 @@ void hc_pre(const float* X, HcShape s, const HcParams& p, const ModelConfig& c, 
 }
 
 void hc_post(const float* a, const float* X, HcShape s, const HcWeights& w, float* out, Numerics num) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for num_threads(kernel_threads()) schedule(static)
   for (int r = 0; r < s.rows; ++r) {
     std::vector<float> terms(s.hc);  // one term per copy
     const float* xr = X + std::size_t(r) * s.hc * s.dim;

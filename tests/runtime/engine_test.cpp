@@ -4,6 +4,7 @@
 // any output; aborts and finished requests give every page back; memory does not grow with
 // the number of requests served.
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include <fmt/format.h>
 
@@ -13,6 +14,7 @@
 #include <unistd.h>
 
 #include "base/input_error.h"
+#include "kernels/cpu/threads.h"
 #include "launch/engine_bootstrap.h"
 #include "launch/engine_run.h"
 #include "stages/request_state.h"
@@ -231,6 +233,22 @@ TEST(Engine, MemoryDoesNotGrowWithRequestsServed) {
   const long after_1000 = resident_kib();
   EXPECT_LE(after_1000, after_10 * 105 / 100) << after_10 << " KiB after 10, " << after_1000 << " KiB after 1000";
   EXPECT_EQ(pages_used_when_settled(*engine), 0);
+}
+
+// The engine sizes its compute pool before loading (--threads here; a plan's share of the host
+// under mpirun): every kernel and stage region then runs that many threads, on whichever thread
+// runs the model, so ranks sharing a host do not each start one thread per core.
+TEST(Engine, StartSizesTheComputePool) {
+  for (int threads : {1, 2}) {
+    EngineOptions o = options();
+    o.threads = threads;
+    auto engine = start_engine(o);
+    EXPECT_EQ(kernel_threads(), threads);
+    EXPECT_EQ(omp_get_max_threads(), threads);
+    EXPECT_EQ(ids_of(run_requests(*engine, {request(prompt(20, 3), 4)})).at(0).size(), 4u);
+    engine->shutdown(0);
+  }
+  set_kernel_threads(0);
 }
 
 }  // namespace
