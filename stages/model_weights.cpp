@@ -84,8 +84,11 @@ struct Loader {
     at.wo_b = fp8(a + "wo_b");
     at.q_norm = f32(a + "q_norm.weight");
     at.kv_norm = f32(a + "kv_norm.weight");
-    at.wo_a = dequantize_fp8(fp8(a + "wo_a"));
-    for (auto& v : at.wo_a) v = bf16_round(v);
+    // e4m3 value x power-of-two scale: exact in bf16, which the BF16 GEMM reads at half the bytes
+    // of fp32.
+    const std::vector<float> wo_a = dequantize_fp8(fp8(a + "wo_a"));
+    at.wo_a.resize(wo_a.size());
+    for (std::size_t i = 0; i < wo_a.size(); ++i) at.wo_a[i] = float_to_bf16_bits(wo_a[i]);
     const int ratio = c.ratio(id);
     if (ratio > 0) at.compressor = compressor(a + "compressor.", ratio, c.head_dim, false);
     if (ratio == 4)

@@ -48,7 +48,7 @@ struct AttentionWeights {
   std::vector<float> sink;
   Fp8Weight wq_a, wq_b, wkv, wo_b;
   std::vector<float> q_norm, kv_norm;
-  std::vector<float> wo_a;  // dequantised once (exact), [groups*o_lora, heads*head_dim/groups]
+  std::vector<uint16_t> wo_a;  // dequantised once to bf16 (exact), [groups*o_lora, heads*head_dim/groups]
   std::optional<CompressorWeights> compressor;
   std::optional<IndexerWeights> indexer;
 };
