@@ -1,6 +1,7 @@
 #include "stages/mhc.h"
 
 #include "kernels/cpu/gemm.h"
+#include "kernels/cpu/hc_post.h"
 #include "kernels/cpu/hc_split.h"
 #include "kernels/cpu/reduce.h"
 #include "kernels/cpu/threads.h"
@@ -54,6 +55,11 @@ void hc_pre(const float* X, HcShape s, const HcParams& p, const ModelConfig& c, 
 void hc_post(const float* a, const float* X, HcShape s, const HcWeights& w, float* out, Numerics num) {
 #pragma omp parallel for num_threads(kernel_threads()) schedule(static)
   for (int r = 0; r < s.rows; ++r) {
+    if (num == Numerics::Fast && s.hc <= 8) {
+      hc_post_fast_row(a + std::size_t(r) * s.dim, X + std::size_t(r) * s.hc * s.dim, &w.comb[std::size_t(r) * s.hc * s.hc],
+                       &w.post[std::size_t(r) * s.hc], s.hc, s.dim, out + std::size_t(r) * s.hc * s.dim);
+      continue;
+    }
     std::vector<float> terms(s.hc);  // one term per copy
     const float* xr = X + std::size_t(r) * s.hc * s.dim;
     const float* comb = &w.comb[std::size_t(r) * s.hc * s.hc];

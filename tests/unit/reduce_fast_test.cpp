@@ -1,4 +1,5 @@
-// The inlined short sum and the four-row dot are the vector reductions' results bit for bit:
+// The inlined short sum and the four-row dot are the vector reductions' results bit for bit, and
+// the vectorised mHC post-mix is the per-element scalar formula bit for bit:
 // same lanes, same order (negative zeros, infinities, NaN and tails included), and the fp32-weight
 // GEMM built on them equals dot() per element.
 #include <gtest/gtest.h>
@@ -8,6 +9,7 @@
 #include <vector>
 
 #include "kernels/cpu/gemm.h"
+#include "kernels/cpu/hc_post.h"
 #include "kernels/cpu/reduce.h"
 
 namespace flashline {
@@ -65,6 +67,29 @@ TEST(ReduceFast, F32GemmEqualsDotPerElement) {
         EXPECT_TRUE(same(y[std::size_t(i) * n + j], dot(&x[std::size_t(i) * k], &w[std::size_t(j) * k], k, Numerics::Fast)))
             << m << "x" << n << "x" << k << " element " << i << "," << j;
   }
+}
+
+// The mHC post-mix over a whole row equals the element-by-element formula of the scalar path
+// (product per term, sum() in fast mode, post * a + sum, bf16 rounding), for every hc up to 8,
+// lengths that are not multiples of the vector width, and special values.
+TEST(ReduceFast, HcPostRowEqualsScalarFormula) {
+  std::mt19937 g(11);
+  for (int hc = 1; hc <= 8; ++hc)
+    for (int dim : {1, 7, 64, 131}) {
+      std::vector<float> a(dim), x(std::size_t(hc) * dim), comb(std::size_t(hc) * hc), post(hc), out(x.size());
+      for (auto* v : {&a, &x, &comb, &post})
+        for (float& f : *v) f = special(g);
+      x[g() % x.size()] = NAN;
+      a[g() % a.size()] = INFINITY;
+      hc_post_fast_row(a.data(), x.data(), comb.data(), post.data(), hc, dim, out.data());
+      for (int k = 0; k < hc; ++k)
+        for (int d = 0; d < dim; ++d) {
+          float terms[8];
+          for (int j = 0; j < hc; ++j) terms[j] = comb[std::size_t(j) * hc + k] * x[std::size_t(j) * dim + d];
+          const float want = bf16_round(post[k] * a[d] + sum(terms, hc, Numerics::Fast));
+          ASSERT_TRUE(same(out[std::size_t(k) * dim + d], want)) << "hc " << hc << " dim " << dim << " k " << k << " d " << d;
+        }
+    }
 }
 
 }  // namespace
