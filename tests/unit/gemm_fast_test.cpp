@@ -317,7 +317,7 @@ TEST(GemmFast, BatchInvariance) {
   Rng r;
   const int k = 512, n = 40, pool_rows = 64;
   auto pool = r.bf16_vector(std::size_t(pool_rows) * k, 2.0f);
-  for (int i = 1; i < pool_rows; i += 3)  // some rows that are not bf16 values (three-plane path)
+  for (int i = 1; i < pool_rows; i += 3)  // some rows that are not bf16 values (on AVX-512, the AVX2 body)
     for (int t = 0; t < k; ++t) pool[std::size_t(i) * k + t] = r.normal(2.0f);
   auto c4 = r.bytes(std::size_t(n) * k / 2, 0, 255), s4 = r.bytes(std::size_t(n) * k / 32, 118, 132);
   auto c8 = r.bytes(std::size_t(n) * k, 0, 0x7E), s8 = r.bytes(std::size_t((n + 127) / 128) * (k / 128), 118, 132);
@@ -342,7 +342,7 @@ TEST(GemmFast, BatchInvariance) {
     std::vector<float> pool2(pool.begin() + k, pool.end());
     expect_batch_invariant(pool2, k, n, [&](const float* x, int m, float* y) {
       gemm_f32(x, m, k, wb.data(), n, y, Numerics::Fast);
-    }, "bf16 three-plane " + tag);
+    }, "bf16 not bf16-valued " + tag);
   }
 }
 
