@@ -128,7 +128,8 @@ class HostedEngine final : public Engine {
 };
 
 // Sizes this rank's compute pool before any weight is read (the value check at load is parallel):
-// --threads, else the plan's share of the host, else the machine (launch/thread_count.h). Kernel
+// --threads, else OMP_NUM_THREADS, else the plan's share of the host, else the machine
+// (launch/thread_count.h). Kernel
 // and stage regions use it from whichever thread runs the model.
 int apply_threads(int n) {
   apply_compute_threads(n);
@@ -138,7 +139,8 @@ int apply_threads(int n) {
 // One process: the whole model, loopback transports, one stage and one lane.
 struct LocalParts final : HostedEngine::Parts {
   explicit LocalParts(const EngineOptions& o)
-      : threads(apply_threads(compute_threads(o.threads, nullptr, 0))),
+      : threads(apply_threads(
+            compute_threads(requested_threads(o.threads, std::getenv("OMP_NUM_THREADS")), nullptr, 0))),
         ck(Checkpoint::open(o.model, whole_model(o))),
         tf(ck, o.numerics, exchange, ExpertRoutes::single(ck.config().n_experts)) {
     const auto& c = ck.config();
@@ -210,7 +212,8 @@ struct WorldParts final : HostedEngine::Parts {
       }
       budget = kv_budget(options, &plan);
       fault_step = fault_step_for(world.rank());
-      apply_threads(compute_threads(options.threads, &plan, world.rank()));
+      apply_threads(compute_threads(requested_threads(options.threads, std::getenv("OMP_NUM_THREADS")), &plan,
+                                    world.rank()));
     } catch (const std::exception& e) {
       error = e.what();
     }
@@ -333,7 +336,9 @@ void add_engine_flags(CLI::App& cmd, EngineOptions& o, std::string& numerics) {
   cmd.add_flag("--skip-weight-check", o.skip_weight_check,
                "Do not scan the weights for NaN / Inf at load (faster start; a bad checkpoint then gives bad output)");
   cmd.add_option("--kv-page-bytes", o.kv_page_bytes, "KV page size in bytes")->capture_default_str();
-  cmd.add_option("--threads", o.threads, "Compute threads per rank (default: from the plan, else the machine's cores)");
+  cmd.add_option("--threads", o.threads,
+                 "Compute threads per rank (default: OMP_NUM_THREADS when set, else the plan's share of the rank's "
+                 "host, else the machine's cores)");
   cmd.add_option("--speculative-min-acceptance", o.speculative_min_acceptance,
                  "Speculative decoding: a request whose drafts were accepted below this rate (0..1, after 16 "
                  "drafts) verifies no more drafts")

@@ -43,6 +43,17 @@ HostCpus this_host_cpus() {
   return h;
 }
 
+int requested_threads(int flag_threads, const char* env) {
+  if (flag_threads > 0) return flag_threads;
+  if (!env) return 0;
+  int n = 0;
+  for (const char* c = env; *c >= '0' && *c <= '9'; ++c) {
+    n = n * 10 + (*c - '0');
+    if (n > 1 << 16) return 0;  // not a thread count
+  }
+  return n;
+}
+
 int compute_threads(int flag_threads, const Plan* plan, int world_rank) {
   return compute_threads(flag_threads, plan, world_rank, this_host_cpus());
 }

@@ -25,6 +25,12 @@ HostCpus this_host_cpus();
 int compute_threads(int flag_threads, const Plan* plan, int world_rank);
 int compute_threads(int flag_threads, const Plan* plan, int world_rank, const HostCpus& here);
 
+// The thread count the user asked for: --threads when given (> 0), else OMP_NUM_THREADS when the
+// environment sets it to a positive number (its first value, as OpenMP reads a list), else 0
+// (decide from the plan or the machine). OpenMP's own default, one thread per core in every
+// process, is never used: under a plain mpirun it oversubscribes every host.
+int requested_threads(int flag_threads, const char* omp_num_threads_env);
+
 // Threads of one rank as the launcher sees it before any rank starts: the node's `cpus`, or
 // `local_cores` where the rank's host is the launching machine (a localhost plan), divided by
 // the plan's ranks on that host; 0 when unknown (another host whose CPU count the plan lacks).

@@ -119,5 +119,19 @@ TEST(ComputeThreads, ApplyReachesKernelsOnEveryThread) {
   EXPECT_EQ(kernel_threads(), before);
 }
 
+// --threads wins; an OMP_NUM_THREADS the user set comes next (its first value); anything else
+// leaves the choice to the plan or the machine, never to OpenMP's one-thread-per-core default.
+TEST(ComputeThreads, RequestedThreads) {
+  EXPECT_EQ(requested_threads(3, "8"), 3);
+  EXPECT_EQ(requested_threads(0, "8"), 8);
+  EXPECT_EQ(requested_threads(0, "4,2"), 4);
+  EXPECT_EQ(requested_threads(0, nullptr), 0);
+  EXPECT_EQ(requested_threads(0, ""), 0);
+  EXPECT_EQ(requested_threads(0, "0"), 0);
+  EXPECT_EQ(requested_threads(0, "-2"), 0);
+  EXPECT_EQ(requested_threads(0, "many"), 0);
+  EXPECT_EQ(requested_threads(0, "99999999999"), 0);
+}
+
 }  // namespace
 }  // namespace flashline
