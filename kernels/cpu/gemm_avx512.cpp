@@ -22,8 +22,8 @@
 //   follow the reference.
 // - BF16 weights: gemm_bf16_avx512.cpp.
 // - Batch invariance: every output element's arithmetic depends on K alone, never on the token
-//   count, the row tile, or the thread count. Weight rows are processed in tiles of 16; M > 1 decodes a tile once into a
-//   per-thread scratch and reuses it for every token.
+//   count, the row tile, or the thread count. Weight rows are processed in tiles of 16; M > 1
+//   decodes a tile once into a per-thread scratch and reuses it for every token.
 // GCC 12 reports its own _mm512_undefined_* helpers as uninitialised once inlined here.
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
