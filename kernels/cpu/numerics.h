@@ -30,11 +30,11 @@ inline uint32_t float_to_bits(float f) {
 }
 
 // Round to bfloat16, nearest-even; NaN stays a quiet NaN. Result kept as float.
+// Branch-free, so that loops of it vectorise.
 inline float bf16_round(float x) {
-  uint32_t u = float_to_bits(x);
-  if ((u & 0x7FFFFFFFu) > 0x7F800000u) return bits_to_float(0x7FC00000u);
-  u = (u + 0x7FFFu + ((u >> 16) & 1u)) & 0xFFFF0000u;
-  return bits_to_float(u);
+  const uint32_t u = float_to_bits(x);
+  const uint32_t r = (u + 0x7FFFu + ((u >> 16) & 1u)) & 0xFFFF0000u;
+  return bits_to_float((u & 0x7FFFFFFFu) > 0x7F800000u ? 0x7FC00000u : r);
 }
 inline float bf16_to_float(uint16_t b) { return bits_to_float(uint32_t(b) << 16); }
 inline uint16_t float_to_bf16_bits(float x) { return uint16_t(float_to_bits(bf16_round(x)) >> 16); }
