@@ -151,8 +151,12 @@ TEST(Yarn, ReleaseFrequencies) {
   RopeTable yarn({64, 160000.0, 65536, 16.0, 32, 1});
   // low = 15, high = 25: dims below 15 keep their frequency, above 25 are divided by 16
   for (int i = 0; i < 32; ++i) {
-    if (i <= 15) EXPECT_EQ(yarn.inv_freq()[i], plain.inv_freq()[i]) << i;
-    if (i >= 25) EXPECT_EQ(yarn.inv_freq()[i], plain.inv_freq()[i] / 16.0f) << i;
+    if (i <= 15) {
+      EXPECT_EQ(yarn.inv_freq()[i], plain.inv_freq()[i]) << i;
+    }
+    if (i >= 25) {
+      EXPECT_EQ(yarn.inv_freq()[i], plain.inv_freq()[i] / 16.0f) << i;
+    }
   }
   const float ramp = (20.0f - 15.0f) / 10.0f;  // i = 20: halfway
   EXPECT_FLOAT_EQ(yarn.inv_freq()[20], plain.inv_freq()[20] / 16.0f * ramp + plain.inv_freq()[20] * (1 - ramp));
