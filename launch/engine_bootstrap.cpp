@@ -129,9 +129,9 @@ class HostedEngine final : public Engine {
 
 // Sizes this rank's compute pool before any weight is read (the value check at load is parallel):
 // --threads, else OMP_NUM_THREADS, else the plan's share of the host, else the machine
-// (launch/thread_count.h). Kernel
-// and stage regions use it from whichever thread runs the model.
-int apply_threads(int n) {
+// (launch/thread_count.h). Kernel and stage regions use it from whichever thread runs the model.
+int size_compute_pool(int flag_threads, const Plan* plan, int world_rank) {
+  const int n = compute_threads(requested_threads(flag_threads, std::getenv("OMP_NUM_THREADS")), plan, world_rank);
   apply_compute_threads(n);
   return n;
 }
@@ -139,8 +139,7 @@ int apply_threads(int n) {
 // One process: the whole model, loopback transports, one stage and one lane.
 struct LocalParts final : HostedEngine::Parts {
   explicit LocalParts(const EngineOptions& o)
-      : threads(apply_threads(
-            compute_threads(requested_threads(o.threads, std::getenv("OMP_NUM_THREADS")), nullptr, 0))),
+      : threads(size_compute_pool(o.threads, nullptr, 0)),
         ck(Checkpoint::open(o.model, whole_model(o))),
         tf(ck, o.numerics, exchange, ExpertRoutes::single(ck.config().n_experts)) {
     const auto& c = ck.config();
@@ -157,7 +156,7 @@ struct LocalParts final : HostedEngine::Parts {
     rc.fault_step = fault_step_for(0);
     loop = std::make_unique<RankLoop>(*executor, link, nullptr, exchange, rc);
   }
-  int threads;
+  int threads;  // first member: the pool is sized before the checkpoint below is read
   LoopbackExpertExchange exchange;
   LoopbackPipelineLink link;
   Checkpoint ck;
@@ -212,8 +211,7 @@ struct WorldParts final : HostedEngine::Parts {
       }
       budget = kv_budget(options, &plan);
       fault_step = fault_step_for(world.rank());
-      apply_threads(compute_threads(requested_threads(options.threads, std::getenv("OMP_NUM_THREADS")), &plan,
-                                    world.rank()));
+      size_compute_pool(options.threads, &plan, world.rank());
     } catch (const std::exception& e) {
       error = e.what();
     }
