@@ -232,15 +232,6 @@ std::vector<LineChart> latency_cdf_charts(const std::vector<Point>& points) {
   return {cdf, ttft};
 }
 
-std::vector<std::string> split_list(const std::string& text) {
-  std::vector<std::string> out;
-  std::stringstream in(text);
-  std::string part;
-  while (std::getline(in, part, ','))
-    if (!part.empty()) out.push_back(part);
-  return out;
-}
-
 }  // namespace
 
 void add_serve_bench_options(CLI::App& cmd, ServeBenchOptions& o) {
@@ -314,7 +305,8 @@ void run_serve_sweep(const ServeBenchOptions& o) {
   std::filesystem::create_directories(o.out_dir, ec);
   if (ec) throw InputError(fmt::format("--out-dir {}: cannot create the folder: {}", o.out_dir, ec.message()));
   std::vector<Point> points;
-  for (const auto& item : split_list(by_concurrency ? o.concurrencies : o.request_rates)) {
+  for (const auto& item : split_commas(by_concurrency ? o.concurrencies : o.request_rates)) {
+    if (item.empty()) continue;
     double rate = parse_rate(o.request_rate, "--request-rate");
     int concurrency = o.max_concurrency;
     std::string label;

@@ -14,14 +14,6 @@ namespace {
 
 using nlohmann::json;
 
-std::vector<std::string> split_commas(const std::string& text) {
-  std::vector<std::string> parts;
-  std::stringstream in(text);
-  std::string part;
-  while (std::getline(in, part, ',')) parts.push_back(part);
-  return parts;
-}
-
 const char* metric_header(const std::string& metric) {
   if (metric == "ttft") return "Time to First Token";
   if (metric == "tpot") return "Time per Output Token (excl. 1st token)";
@@ -35,6 +27,14 @@ std::string upper(std::string s) {
 }
 
 }  // namespace
+
+std::vector<std::string> split_commas(const std::string& text) {
+  std::vector<std::string> parts;
+  std::stringstream in(text);
+  std::string part;
+  while (std::getline(in, part, ',')) parts.push_back(part);
+  return parts;
+}
 
 std::vector<double> parse_percentiles(const std::string& text) {
   std::vector<double> out;

@@ -26,6 +26,8 @@ struct ServeRunInfo {
   Slo slo;
 };
 
+// The parts of a comma-separated flag value, empty parts included ("a,,b" -> a, "", b).
+std::vector<std::string> split_commas(const std::string& text);
 // "50,90,99" and "ttft,tpot,itl,e2el" (the flags' values); InputError naming the flag.
 std::vector<double> parse_percentiles(const std::string& text);
 std::vector<std::string> parse_percentile_metrics(const std::string& text);
