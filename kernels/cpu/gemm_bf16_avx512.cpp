@@ -64,17 +64,20 @@ FL_AVX512 FL_INLINE __m512i pair_index() {
   return _mm512_load_si512(idx);
 }
 
-// One activation row (bf16-valued) in dot order: per 16-input step the 16 pairs of both row
-// halves (the same pairs twice).
-std::vector<uint16_t> prepare_row(const float* x, int k) {
+// The bf16-valued activation rows in dot order: per 16-input step the 16 pairs of both row halves
+// (the same pairs twice), step-major ([step][row][32 words]), so that the rows a pass reads at one
+// step sit side by side rather than a page apart in the same cache sets.
+std::vector<uint16_t> prepare_rows(const float* x, int m, int k, const std::vector<int>& rows) {
   const int steps = k / 16;
-  std::vector<uint16_t> v(std::size_t(steps) * 32);
-  for (int s = 0; s < steps; ++s)
-    for (int L = 0; L < 16; ++L) {
-      const int l = L % 8;
-      v[std::size_t(s) * 32 + 2 * L] = bf16_bits(x[16 * s + 8 + l]);
-      v[std::size_t(s) * 32 + 2 * L + 1] = bf16_bits(x[16 * s + l]);
-    }
+  std::vector<uint16_t> v(std::size_t(steps) * m * 32);
+  for (int i : rows)
+    for (int s = 0; s < steps; ++s)
+      for (int L = 0; L < 16; ++L) {
+        const int l = L % 8;
+        uint16_t* d = v.data() + (std::size_t(s) * m + i) * 32;
+        d[2 * L] = bf16_bits(x[std::size_t(i) * k + 16 * s + 8 + l]);
+        d[2 * L + 1] = bf16_bits(x[std::size_t(i) * k + 16 * s + l]);
+      }
   return v;
 }
 
@@ -93,14 +96,19 @@ FL_AVX512 FL_INLINE __m512 tail_step(__m512 acc, const uint16_t* wa, const uint1
 
 // NP row pairs x NT tokens; out[t * T + 2p + h] = the element of row 2p + h, token t.
 template <int NP, int NT>
-FL_AVX512 void pairs_block(const uint16_t* const* wrow, int k, const uint16_t* const* xt, const float* const* xf,
-                           float* out) {
+FL_AVX512 void pairs_block(const uint16_t* const* wrow, int k, const uint16_t* const* xt, std::size_t xstep,
+                           const float* const* xf, float* out) {
   const __m512i idx = pair_index();
   __m512 acc[NP][NT];
   for (int p = 0; p < NP; ++p)
     for (int t = 0; t < NT; ++t) acc[p][t] = _mm512_setzero_ps();
   const int steps = k / 16;
   for (int s = 0; s < steps; ++s) {
+    // Four rows at a time are too few streams for the hardware prefetcher: fetch the next
+    // pass's rows (the tile's rows are contiguous) one cache line per row every two steps.
+    if (NP <= 2 && (s & 1) == 0)
+      for (int r = 0; r < 2 * NP; ++r)
+        _mm_prefetch(reinterpret_cast<const char*>(wrow[r] + std::size_t(2 * NP) * k + 16 * s), _MM_HINT_T0);
     __m512i wv[NP];
     for (int p = 0; p < NP; ++p) {
       const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wrow[2 * p] + 16 * s));
@@ -108,7 +116,7 @@ FL_AVX512 void pairs_block(const uint16_t* const* wrow, int k, const uint16_t* c
       wv[p] = _mm512_permutexvar_epi16(idx, _mm512_inserti64x4(_mm512_castsi256_si512(a), b, 1));
     }
     for (int t = 0; t < NT; ++t) {
-      const __m512i xv = _mm512_loadu_si512(xt[t] + std::size_t(s) * 32);
+      const __m512i xv = _mm512_loadu_si512(xt[t] + std::size_t(s) * xstep);
       for (int p = 0; p < NP; ++p) acc[p][t] = dp(acc[p][t], wv[p], xv);
     }
   }
@@ -129,20 +137,20 @@ FL_AVX512 void pairs_block(const uint16_t* const* wrow, int k, const uint16_t* c
     }
 }
 
-template <int NT, int NP = NT == 1 ? 4 : 2>
-FL_AVX512 void tile(const uint16_t* w, int k, int n0, int nr, const std::vector<std::vector<uint16_t>>& xa,
+template <int NT, int NP = NT <= 4 ? 4 : 2>
+FL_AVX512 void tile(const uint16_t* w, int k, int n0, int nr, const uint16_t* xa, int m,
                     const float* x, const int* tok, float* y, int n) {
   float res[NT * T];
   const uint16_t* xt[NT];
   const float* xf[NT];
   for (int t = 0; t < NT; ++t) {
-    xt[t] = xa[tok[t]].data();
+    xt[t] = xa + std::size_t(tok[t]) * 32;
     xf[t] = x + std::size_t(tok[t]) * k;
   }
   for (int r0 = 0; r0 < nr; r0 += 2 * NP) {
     const uint16_t* wrow[2 * NP];
     for (int r = 0; r < 2 * NP; ++r) wrow[r] = w + std::size_t(n0 + (r0 + r < nr ? r0 + r : r0)) * k;
-    pairs_block<NP, NT>(wrow, k, xt, xf, res + r0);
+    pairs_block<NP, NT>(wrow, k, xt, std::size_t(m) * 32, xf, res + r0);
   }
   for (int t = 0; t < NT; ++t) std::copy_n(res + t * T, nr, y + std::size_t(tok[t]) * n + n0);
 }
@@ -170,19 +178,30 @@ void bf16_avx512(const float* x, int m, int k, const uint16_t* w, int n, float* 
       std::copy_n(ys.begin() + i * n, n, y + std::size_t(other[i]) * n);
   }
   if (toks.empty()) return;
-  std::vector<std::vector<uint16_t>> xa(m);
-  for (int i : toks) xa[i] = prepare_row(x + std::size_t(i) * k, k);
+  const std::vector<uint16_t> xs = prepare_rows(x, m, k, toks);
+  const uint16_t* xa = xs.data();
   const int tiles = (n + T - 1) / T;
 #pragma omp parallel for num_threads(kernel_threads()) schedule(static)
   for (int ti = 0; ti < tiles; ++ti) {
     const int n0 = ti * T, nr = std::min(T, n - n0);
-    std::size_t t = 0;
-    for (; t + 4 <= toks.size(); t += 4) tile<4>(w, k, n0, nr, xa, x, &toks[t], y, n);
-    // One token streams the weights from memory: rows of 2 KB or less are too short for the
-    // hardware prefetcher to keep 8 of them in flight, so a whole tile's 16 rows go at once
-    // (measured: 32768 x 1024 at 15 GB/s instead of 13; longer rows lose with 16).
-    for (; t < toks.size(); ++t)
-      k <= 1024 ? tile<1, 8>(w, k, n0, nr, xa, x, &toks[t], y, n) : tile<1, 4>(w, k, n0, nr, xa, x, &toks[t], y, n);
+    // Up to 8 tokens per pass over the tile's rows (16 accumulators), so a batch of 8 reads
+    // the weights once.
+    for (std::size_t t = 0; t < toks.size(); t += 8) {
+      const int* tk = &toks[t];
+      switch (std::min<std::size_t>(8, toks.size() - t)) {
+        // One token streams the weights from memory: rows of 2 KB or less are too short for
+        // the hardware prefetcher to keep 8 of them in flight, so a whole tile's 16 rows go at
+        // once (measured: 32768 x 1024 at 15 GB/s instead of 13; longer rows lose with 16).
+        case 1: k <= 1024 ? tile<1, 8>(w, k, n0, nr, xa, m, x, tk, y, n) : tile<1, 4>(w, k, n0, nr, xa, m, x, tk, y, n); break;
+        case 2: k <= 1024 ? tile<2, 8>(w, k, n0, nr, xa, m, x, tk, y, n) : tile<2, 4>(w, k, n0, nr, xa, m, x, tk, y, n); break;
+        case 3: tile<3>(w, k, n0, nr, xa, m, x, tk, y, n); break;
+        case 4: tile<4>(w, k, n0, nr, xa, m, x, tk, y, n); break;
+        case 5: tile<5>(w, k, n0, nr, xa, m, x, tk, y, n); break;
+        case 6: tile<6>(w, k, n0, nr, xa, m, x, tk, y, n); break;
+        case 7: tile<7>(w, k, n0, nr, xa, m, x, tk, y, n); break;
+        default: tile<8>(w, k, n0, nr, xa, m, x, tk, y, n); break;
+      }
+    }
   }
 }
 

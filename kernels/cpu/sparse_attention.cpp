@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "kernels/cpu/reduce.h"
+#include "kernels/cpu/simd.h"
 #include "kernels/cpu/threads.h"
 
 namespace flashline {
@@ -16,63 +17,153 @@ inline const float* kv_row(const SparseAttentionArgs& a, int r) {
   return r < a.N ? a.kv + std::size_t(r) * a.D : a.kv2 + std::size_t(r - a.N) * a.D;
 }
 
+// Element-wise fast-mode steps, vectorised: each element gets the scalar loop's operations (one
+// fp32 rounding per product and per sum; the build never contracts them into FMAs).
+FLASHLINE_SIMD_CLONES
+void axpy(float* y, float p, const float* x, int n) {
+  for (int d = 0; d < n; ++d) y[d] += p * x[d];
+}
+
+FLASHLINE_SIMD_CLONES
+void rescale_add(float* acc, float alpha, const float* pv, int n) {
+  for (int d = 0; d < n; ++d) acc[d] = acc[d] * alpha + pv[d];
+}
+
+constexpr int kChunk = 64;
+
+// Exact mode, one (query, head) at a time; sums of products in double.
+void attend_exact(const SparseAttentionArgs& a, int i, int h, float* out) {
+  const float neg_inf = -std::numeric_limits<float>::infinity();
+  const Numerics num = Numerics::Exact;
+  std::vector<float> s(kChunk), p(kChunk), acc(a.D, 0.0f);
+  std::vector<double> pv64(a.D);
+  const float* q = a.q + (std::size_t(i) * a.H + h) * a.D;
+  const int32_t* idx = a.idx + std::size_t(i) * a.T;
+  float m = neg_inf, l = 0.0f;
+  for (int c0 = 0; c0 < a.T; c0 += kChunk) {
+    const int nc = std::min(kChunk, a.T - c0);
+    float smax = neg_inf;
+    for (int b = 0; b < nc; ++b) {
+      const int r = idx[c0 + b];
+      s[b] = r < 0 ? neg_inf : dot(q, kv_row(a, r), a.D, num) * a.scale;
+      smax = std::max(smax, s[b]);
+    }
+    const float m_new = std::max(m, smax);
+    if (m_new == neg_inf) continue;  // nothing valid yet: the chunk changes nothing
+    const float alpha = exp_f(m - m_new, num);
+    for (int b = 0; b < nc; ++b) p[b] = exp_f(s[b] - m_new, num);
+    l = l * alpha + sum(p.data(), nc, num);
+    std::fill(pv64.begin(), pv64.end(), 0.0);
+    for (int b = 0; b < nc; ++b) {
+      const int r = idx[c0 + b];
+      if (r < 0) continue;
+      const double pb = bf16_round(p[b]);
+      const float* k = kv_row(a, r);
+      for (int d = 0; d < a.D; ++d) pv64[d] += pb * double(k[d]);
+    }
+    for (int d = 0; d < a.D; ++d) acc[d] = acc[d] * alpha + float(pv64[d] + 0.0);
+    m = m_new;
+  }
+  l = l + exp_f(a.sink[h] - m, num);
+  float* o = out + (std::size_t(i) * a.H + h) * a.D;
+  for (int d = 0; d < a.D; ++d) o[d] = bf16_round(acc[d] / l);
+}
+
+// Fast mode, heads h0 .. h0 + G - 1 of query i together: all heads of a query share its index
+// list and the single K=V row of each entry, so each row is read once for the group. Per head
+// the operations are those of one head alone (dot4_fast is dot bit for bit; the softmax and
+// the PV sums run per head in entry order).
+struct FastScratch {
+  std::vector<float> s, p, acc, pv, m, l, alpha;
+  explicit FastScratch(int g, int d)
+      : s(std::size_t(g) * kChunk), p(s.size()), acc(std::size_t(g) * d), pv(acc.size()), m(g), l(g), alpha(g) {}
+};
+
+void attend_fast(const SparseAttentionArgs& a, int i, int h0, int g, FastScratch& w, float* out) {
+  const float neg_inf = -std::numeric_limits<float>::infinity();
+  const Numerics num = Numerics::Fast;
+  const int D = a.D;
+  const float* q = a.q + (std::size_t(i) * a.H + h0) * D;
+  const int32_t* idx = a.idx + std::size_t(i) * a.T;
+  std::fill(w.m.begin(), w.m.end(), neg_inf);
+  std::fill(w.l.begin(), w.l.end(), 0.0f);
+  std::fill(w.acc.begin(), w.acc.end(), 0.0f);
+  for (int c0 = 0; c0 < a.T; c0 += kChunk) {
+    const int nc = std::min(kChunk, a.T - c0);
+    for (int b = 0; b < nc; ++b) {
+      const int r = idx[c0 + b];
+      if (r < 0) {
+        for (int h = 0; h < g; ++h) w.s[h * kChunk + b] = neg_inf;
+        continue;
+      }
+      const float* k = kv_row(a, r);
+      int h = 0;
+      for (; h + 4 <= g; h += 4) {
+        float d4[4];
+        const float* qh = q + std::size_t(h) * D;
+        dot4_fast(k, qh, qh + D, qh + 2 * D, qh + 3 * D, D, d4);
+        for (int j = 0; j < 4; ++j) w.s[(h + j) * kChunk + b] = d4[j] * a.scale;
+      }
+      for (; h < g; ++h) w.s[h * kChunk + b] = dot(q + std::size_t(h) * D, k, D, num) * a.scale;
+    }
+    bool any = false;
+    for (int h = 0; h < g; ++h) {
+      const float* sh = w.s.data() + h * kChunk;
+      float* ph = w.p.data() + h * kChunk;
+      float smax = neg_inf;
+      for (int b = 0; b < nc; ++b) smax = std::max(smax, sh[b]);
+      const float m_new = std::max(w.m[h], smax);
+      if (m_new == neg_inf) {  // nothing valid yet: the chunk changes nothing for this head
+        w.alpha[h] = 0.0f;
+        std::fill(ph, ph + nc, 0.0f);
+        continue;
+      }
+      any = true;
+      w.alpha[h] = exp_f(w.m[h] - m_new, num);
+      for (int b = 0; b < nc; ++b) ph[b] = exp_f(sh[b] - m_new, num);
+      w.l[h] = w.l[h] * w.alpha[h] + sum(ph, nc, num);
+      w.m[h] = m_new;
+      for (int b = 0; b < nc; ++b) ph[b] = bf16_round(ph[b]);  // PV takes p rounded to bf16
+    }
+    if (!any) continue;
+    std::fill(w.pv.begin(), w.pv.end(), 0.0f);
+    for (int b = 0; b < nc; ++b) {
+      const int r = idx[c0 + b];
+      if (r < 0) continue;
+      const float* k = kv_row(a, r);
+      for (int h = 0; h < g; ++h) axpy(w.pv.data() + std::size_t(h) * D, w.p[h * kChunk + b], k, D);
+    }
+    for (int h = 0; h < g; ++h)
+      if (w.m[h] != neg_inf)
+        rescale_add(w.acc.data() + std::size_t(h) * D, w.alpha[h], w.pv.data() + std::size_t(h) * D, D);
+  }
+  for (int h = 0; h < g; ++h) {
+    const float l = w.l[h] + exp_f(a.sink[h0 + h] - w.m[h], num);
+    float* o = out + (std::size_t(i) * a.H + h0 + h) * D;
+    const float* acc = w.acc.data() + std::size_t(h) * D;
+    for (int d = 0; d < D; ++d) o[d] = bf16_round(acc[d] / l);
+  }
+}
+
 }  // namespace
 
 void sparse_attention(const SparseAttentionArgs& a, float* out, Numerics num) {
-  constexpr int kChunk = 64;
-  const float neg_inf = -std::numeric_limits<float>::infinity();
+  if (num == Numerics::Exact) {
+#pragma omp parallel for collapse(2) num_threads(kernel_threads()) schedule(static)
+    for (int i = 0; i < a.S; ++i)
+      for (int h = 0; h < a.H; ++h) attend_exact(a, i, h, out);
+    return;
+  }
+  // Groups of 8 heads: a K=V row is reused 8 times from L1, and a decode step of one query
+  // still splits over the threads.
+  constexpr int G = 8;
+  const int groups = (a.H + G - 1) / G;
 #pragma omp parallel num_threads(kernel_threads())
   {
-    std::vector<float> s(kChunk), p(kChunk), acc(a.D), pv(a.D);
-    std::vector<double> pv64(a.D);
+    FastScratch w(G, a.D);
 #pragma omp for collapse(2) schedule(static)
     for (int i = 0; i < a.S; ++i)
-      for (int h = 0; h < a.H; ++h) {
-        const float* q = a.q + (std::size_t(i) * a.H + h) * a.D;
-        const int32_t* idx = a.idx + std::size_t(i) * a.T;
-        float m = neg_inf, l = 0.0f;
-        std::fill(acc.begin(), acc.end(), 0.0f);
-        for (int c0 = 0; c0 < a.T; c0 += kChunk) {
-          const int nc = std::min(kChunk, a.T - c0);
-          float smax = neg_inf;
-          for (int b = 0; b < nc; ++b) {
-            int r = idx[c0 + b];
-            s[b] = r < 0 ? neg_inf : dot(q, kv_row(a, r), a.D, num) * a.scale;
-            smax = std::max(smax, s[b]);
-          }
-          const float m_new = std::max(m, smax);
-          if (m_new == neg_inf) continue;  // nothing valid yet: the chunk changes nothing
-          const float alpha = exp_f(m - m_new, num);
-          for (int b = 0; b < nc; ++b) p[b] = exp_f(s[b] - m_new, num);
-          l = l * alpha + sum(p.data(), nc, num);
-          // PV product with p rounded to bf16; exact mode sums each output dim in double.
-          if (num == Numerics::Exact) {
-            std::fill(pv64.begin(), pv64.end(), 0.0);
-            for (int b = 0; b < nc; ++b) {
-              int r = idx[c0 + b];
-              if (r < 0) continue;
-              const double pb = bf16_round(p[b]);
-              const float* k = kv_row(a, r);
-              for (int d = 0; d < a.D; ++d) pv64[d] += pb * double(k[d]);
-            }
-            for (int d = 0; d < a.D; ++d) pv[d] = float(pv64[d] + 0.0);
-          } else {
-            std::fill(pv.begin(), pv.end(), 0.0f);
-            for (int b = 0; b < nc; ++b) {
-              int r = idx[c0 + b];
-              if (r < 0) continue;
-              const float pb = bf16_round(p[b]);
-              const float* k = kv_row(a, r);
-              for (int d = 0; d < a.D; ++d) pv[d] += pb * k[d];
-            }
-          }
-          for (int d = 0; d < a.D; ++d) acc[d] = acc[d] * alpha + pv[d];
-          m = m_new;
-        }
-        l = l + exp_f(a.sink[h] - m, num);
-        float* o = out + (std::size_t(i) * a.H + h) * a.D;
-        for (int d = 0; d < a.D; ++d) o[d] = bf16_round(acc[d] / l);
-      }
+      for (int gi = 0; gi < groups; ++gi) attend_fast(a, i, gi * G, std::min(G, a.H - gi * G), w, out);
   }
 }
 

@@ -95,7 +95,7 @@ void expect_fp4_identical(const QuantizedRows& xq, const Fp4Weight& w, const std
 
 TEST(GemmFast, Fp4RandomEqualsExact) {
   Rng r;
-  for (auto [m, n, k] : {std::tuple{1, 37, 128}, {3, 130, 384}, {5, 64, 640}, {17, 33, 2048}, {2, 16, 4096}}) {
+  for (auto [m, n, k] : {std::tuple{1, 37, 128}, {3, 130, 384}, {5, 64, 640}, {12, 24, 256}, {17, 33, 2048}, {2, 16, 4096}}) {
     auto x = r.bf16_vector(std::size_t(m) * k, 3.0f);
     auto xq = quantize_rows(x.data(), m, k);
     Fp4Case c{r.bytes(std::size_t(n) * k / 2, 0, 255), r.bytes(std::size_t(n) * k / 32, 110, 135), n, k};
@@ -166,7 +166,7 @@ void expect_fp8_within_bound(const QuantizedRows& xq, const Fp8Weight& w, const 
 
 TEST(GemmFast, Fp8RandomWithinBound) {
   Rng r;
-  for (auto [m, n, k] : {std::tuple{1, 37, 128}, {3, 130, 384}, {17, 48, 1024}, {2, 257, 512}}) {
+  for (auto [m, n, k] : {std::tuple{1, 37, 128}, {3, 130, 384}, {6, 20, 256}, {17, 48, 1024}, {2, 257, 512}}) {
     auto x = r.bf16_vector(std::size_t(m) * k, 3.0f);
     auto xq = quantize_rows(x.data(), m, k);
     auto codes = r.bytes(std::size_t(n) * k, 0, 0x7E);
@@ -232,9 +232,11 @@ TEST(GemmFast, Bf16WithinBound) {
 TEST(GemmFast, Bf16Avx512EqualsAvx2) {
   if (detected_isa() < Isa::Avx512) GTEST_SKIP() << "CPU without the AVX-512 level";
   Rng r;
-  // K: whole pairs of 8-steps, an odd last 8-step, tails of 1..7, K below 16; M: the 4-token and
-  // 1-token blocks; rows that are not bf16 values (the AVX2 body's own rows) mixed in.
-  for (auto [m, n, k] : {std::tuple{1, 37, 1024}, {6, 40, 1000}, {5, 33, 96}, {9, 130, 4104}, {2, 17, 7}, {3, 16, 15}}) {
+  // K: whole pairs of 8-steps, an odd last 8-step, tails of 1..7, K below 16, rows up to and
+  // beyond 1024; M: passes of 1 to 8 bf16-valued tokens and more than 8; the last row is not
+  // bf16-valued (the AVX2 body's own rows) mixed in.
+  for (auto [m, n, k] : {std::tuple{1, 37, 1024}, {6, 40, 1000}, {5, 33, 96}, {9, 130, 4104}, {2, 17, 7}, {3, 16, 15},
+                         {3, 20, 2056}, {4, 24, 128}, {8, 24, 200}, {12, 20, 64}, {18, 35, 1024}}) {
     std::vector<float> x = r.bf16_vector(std::size_t(m) * k, 2.0f);
     for (int t = 0; t < k; t += 3) x[std::size_t(m - 1) * k + t] = r.normal();  // not bf16-valued
     for (int t = 0; t < k; t += 5) x[t] = 0.0f;
@@ -298,8 +300,10 @@ void expect_batch_invariant(const std::vector<float>& pool, int k, int n, Gemm g
   }
   for (int threads : {1, 2, 3}) {
     omp_set_num_threads(threads);
-    for (int m : {2, 3, 16, 17, 64, 512}) {
-      const int at = (m * 7 + threads) % m;
+    // Sizes that give every split of a batch between the kernels (row-lane passes of 1 to 4
+    // tokens, token groups of 16 and their remainders); the token near the start or the end.
+    for (int m : {2, 3, 5, 7, 8, 12, 16, 17, 27, 30, 64, 512}) {
+      const int at = threads == 2 ? m - 1 : (m * 7 + threads) % m;
       std::vector<float> x(std::size_t(m) * k), y(std::size_t(m) * n);
       for (int i = 0; i < m; ++i) {
         const int src = i == at ? 0 : 1 + (i * 13 + m) % (pool_rows - 1);

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <random>
 #include <vector>
 
@@ -135,24 +136,61 @@ TEST(KernelModes, NormHadamardSinkhorn) {
   for (int i = 0; i < 16; ++i) EXPECT_NEAR(ce[i], cf[i], 512 * kU);
 }
 
+// Random queries, kv rows and sinks; an index list with some -1 entries over two kv sources (the
+// first 100 rows, then the rest).
+struct AttentionCase {
+  int S, H, D, N, T;
+  std::vector<float> q, kv, sink;
+  std::vector<int32_t> idx;
+  AttentionCase(Rng& r, int s, int h, int d, int n, int t)
+      : S(s), H(h), D(d), N(n), T(t), q(r.bf16_vector(std::size_t(s) * h * d)), kv(r.bf16_vector(std::size_t(n) * d)),
+        sink(r.bf16_vector(h)), idx(std::size_t(s) * t) {
+    for (std::size_t i = 0; i < idx.size(); ++i) idx[i] = (i * 7919) % 11 == 0 ? -1 : int32_t((i * 31) % n);
+  }
+  SparseAttentionArgs args() const {
+    return {q.data(), S, H, D, kv.data(), 100, kv.data() + 100 * D, N - 100, sink.data(), idx.data(), T,
+            float(1.0 / std::sqrt(double(D)))};
+  }
+};
+
 TEST(KernelModes, SparseAttention) {
   Rng r;
-  const int S = 9, H = 3, D = 128, N = 150, T = 140;
-  auto q = r.bf16_vector(std::size_t(S) * H * D), kv = r.bf16_vector(std::size_t(N) * D), sink = r.bf16_vector(H);
-  std::vector<int32_t> idx(std::size_t(S) * T);
-  for (std::size_t i = 0; i < idx.size(); ++i) idx[i] = (i * 7919) % 11 == 0 ? -1 : int32_t((i * 31) % N);
-  // two kv sources: the first 100 rows, then the rest
-  SparseAttentionArgs a{q.data(), S, H, D, kv.data(), 100, kv.data() + 100 * D, N - 100, sink.data(), idx.data(), T,
-                        float(1.0 / std::sqrt(128.0))};
-  std::vector<float> e(q.size()), f(q.size());
+  const AttentionCase c(r, 9, 3, 128, 150, 140);
+  const SparseAttentionArgs a = c.args();
+  std::vector<float> e(c.q.size()), f(c.q.size());
   sparse_attention(a, e.data(), Numerics::Exact);
   sparse_attention(a, f.data(), Numerics::Fast);
   // the output is a convex combination of kv rows: bound by one bf16 ulp of the largest kv
   // magnitude plus fp32 accumulation over T entries
   double kv_max = 0;
-  for (float v : kv) kv_max = std::max(kv_max, double(std::abs(v)));
+  for (float v : c.kv) kv_max = std::max(kv_max, double(std::abs(v)));
   for (std::size_t i = 0; i < e.size(); ++i)
-    EXPECT_LE(std::abs(e[i] - f[i]), bf16_ulp(e[i]) + 4 * gamma_n(T) * kv_max) << i;
+    EXPECT_LE(std::abs(e[i] - f[i]), bf16_ulp(e[i]) + 4 * gamma_n(c.T) * kv_max) << i;
+}
+
+// Fast mode computes heads in groups that share each K=V row; a head's output must be the one it
+// gets alone (H = 1), bit for bit: head counts that leave partial groups, D with a tail of 8-lane
+// steps, and a query whose first chunk holds no valid entry.
+TEST(KernelModes, SparseAttentionFastHeadEqualsHeadAlone) {
+  Rng r;
+  AttentionCase c(r, 3, 11, 72, 150, 140);
+  for (int b = 0; b < 70; ++b) c.idx[b] = -1;
+  const SparseAttentionArgs a = c.args();
+  const int S = c.S, H = c.H, D = c.D;
+  std::vector<float> all(c.q.size());
+  sparse_attention(a, all.data(), Numerics::Fast);
+  for (int h = 0; h < H; ++h) {
+    std::vector<float> qh(std::size_t(S) * D), oh(qh.size());
+    for (int i = 0; i < S; ++i) std::copy_n(c.q.data() + (std::size_t(i) * H + h) * D, D, qh.data() + std::size_t(i) * D);
+    SparseAttentionArgs one = a;
+    one.q = qh.data();
+    one.H = 1;
+    one.sink = c.sink.data() + h;
+    sparse_attention(one, oh.data(), Numerics::Fast);
+    for (int i = 0; i < S; ++i)
+      EXPECT_EQ(0, std::memcmp(oh.data() + std::size_t(i) * D, all.data() + (std::size_t(i) * H + h) * D, D * sizeof(float)))
+          << "query " << i << " head " << h;
+  }
 }
 
 }  // namespace
