@@ -139,11 +139,13 @@ FL_AVX512 void pairs_block(const uint16_t* const* wrow, int k, const uint16_t* c
     }
 }
 
-// NT tokens against one tile of rows, 8 rows (4 pairs) per pass.
+// NT tokens against one strip of 8 rows (rows r0 .. r0 + nr - 1, nr <= 8; 4 pairs).
+constexpr int kStripPairs = 4;
+
 template <int NT>
-FL_AVX512 void tile(const uint16_t* w, int k, int n0, int nr, const uint16_t* xa, int m,
-                    const float* x, const int* tok, float* y, int n) {
-  constexpr int NP = 4;
+FL_AVX512 void strip(const uint16_t* w, int k, int r0, int nr, const uint16_t* xa, int m, const float* x,
+                     const int* tok, float* y, int n) {
+  constexpr int NP = kStripPairs;
   float res[NT * T];
   const uint16_t* xt[NT];
   const float* xf[NT];
@@ -151,12 +153,10 @@ FL_AVX512 void tile(const uint16_t* w, int k, int n0, int nr, const uint16_t* xa
     xt[t] = xa + std::size_t(tok[t]) * 32;
     xf[t] = x + std::size_t(tok[t]) * k;
   }
-  for (int r0 = 0; r0 < nr; r0 += 2 * NP) {
-    const uint16_t* wrow[2 * NP];
-    for (int r = 0; r < 2 * NP; ++r) wrow[r] = w + std::size_t(n0 + (r0 + r < nr ? r0 + r : r0)) * k;
-    pairs_block<NP, NT>(wrow, k, xt, std::size_t(m) * 32, xf, res + r0);
-  }
-  for (int t = 0; t < NT; ++t) std::copy_n(res + t * T, nr, y + std::size_t(tok[t]) * n + n0);
+  const uint16_t* wrow[2 * NP];
+  for (int r = 0; r < 2 * NP; ++r) wrow[r] = w + std::size_t(r0 + (r < nr ? r : 0)) * k;
+  pairs_block<NP, NT>(wrow, k, xt, std::size_t(m) * 32, xf, res);
+  for (int t = 0; t < NT; ++t) std::copy_n(res + t * T, nr, y + std::size_t(tok[t]) * n + r0);
 }
 
 bool bf16_valued(const float* x, int k) {
@@ -188,15 +188,19 @@ void bf16_avx512(const float* x, int m, int k, const uint16_t* w, int n, float* 
 #pragma omp parallel for num_threads(kernel_threads()) schedule(static)
   for (int ti = 0; ti < tiles; ++ti) {
     const int n0 = ti * T, nr = std::min(T, n - n0);
-    // Up to 4 tokens per pass over the tile's rows: 8 rows x 4 tokens of accumulators. (Passes
-    // of 8 tokens with 4 rows measured slower per token, in cache and from memory.)
-    for (std::size_t t = 0; t < toks.size(); t += 4) {
-      const int* tk = &toks[t];
-      switch (std::min<std::size_t>(4, toks.size() - t)) {
-        case 1: tile<1>(w, k, n0, nr, xa, m, x, tk, y, n); break;
-        case 2: tile<2>(w, k, n0, nr, xa, m, x, tk, y, n); break;
-        case 3: tile<3>(w, k, n0, nr, xa, m, x, tk, y, n); break;
-        default: tile<4>(w, k, n0, nr, xa, m, x, tk, y, n); break;
+    // A tile is read as strips of 8 rows; every group of up to 4 tokens takes a strip while it
+    // is in L1, so the weights come from memory once whatever the batch. (8 tokens on 4 rows
+    // per pass measured slower per token, in cache and from memory.)
+    for (int r0 = n0; r0 < n0 + nr; r0 += 2 * kStripPairs) {
+      const int sr = std::min(2 * kStripPairs, n0 + nr - r0);
+      for (std::size_t t = 0; t < toks.size(); t += 4) {
+        const int* tk = &toks[t];
+        switch (std::min<std::size_t>(4, toks.size() - t)) {
+          case 1: strip<1>(w, k, r0, sr, xa, m, x, tk, y, n); break;
+          case 2: strip<2>(w, k, r0, sr, xa, m, x, tk, y, n); break;
+          case 3: strip<3>(w, k, r0, sr, xa, m, x, tk, y, n); break;
+          default: strip<4>(w, k, r0, sr, xa, m, x, tk, y, n); break;
+        }
       }
     }
   }
