@@ -3,8 +3,10 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <optional>
 #include <vector>
 
+#include "kernels/cpu/head_scores.h"
 #include "kernels/cpu/reduce.h"
 #include "kernels/cpu/simd.h"
 #include "kernels/cpu/threads.h"
@@ -19,12 +21,12 @@ inline const float* kv_row(const SparseAttentionArgs& a, int r) {
 
 // Element-wise fast-mode steps, vectorised: each element gets the scalar loop's operations (one
 // fp32 rounding per product and per sum; the build never contracts them into FMAs).
-FLASHLINE_SIMD_CLONES
+FLASHLINE_ELEMENTWISE_CLONES
 void axpy(float* y, float p, const float* x, int n) {
   for (int d = 0; d < n; ++d) y[d] += p * x[d];
 }
 
-FLASHLINE_SIMD_CLONES
+FLASHLINE_ELEMENTWISE_CLONES
 void rescale_add(float* acc, float alpha, const float* pv, int n) {
   for (int d = 0; d < n; ++d) acc[d] = acc[d] * alpha + pv[d];
 }
@@ -71,12 +73,15 @@ void attend_exact(const SparseAttentionArgs& a, int i, int h, float* out) {
 
 // Fast mode, heads h0 .. h0 + G - 1 of query i together: all heads of a query share its index
 // list and the single K=V row of each entry, so each row is read once for the group. Per head
-// the operations are those of one head alone (dot4_fast is dot bit for bit; the softmax and
-// the PV sums run per head in entry order).
+// the operations are those of one head alone (dot4_fast and head_scores8 are dot bit for bit;
+// the softmax and the PV sums run per head in entry order).
 struct FastScratch {
   std::vector<float> s, p, acc, pv, m, l, alpha;
+  std::vector<const float*> rows;  // a chunk's valid K=V rows and their entry numbers
+  std::vector<int> cols;
   explicit FastScratch(int g, int d)
-      : s(std::size_t(g) * kChunk), p(s.size()), acc(std::size_t(g) * d), pv(acc.size()), m(g), l(g), alpha(g) {}
+      : s(std::size_t(g) * kChunk), p(s.size()), acc(std::size_t(g) * d), pv(acc.size()), m(g), l(g), alpha(g),
+        rows(kChunk), cols(kChunk) {}
 };
 
 void attend_fast(const SparseAttentionArgs& a, int i, int h0, int g, FastScratch& w, float* out) {
@@ -85,6 +90,9 @@ void attend_fast(const SparseAttentionArgs& a, int i, int h0, int g, FastScratch
   const int D = a.D;
   const float* q = a.q + (std::size_t(i) * a.H + h0) * D;
   const int32_t* idx = a.idx + std::size_t(i) * a.T;
+  // A full group of 8 on AVX-512: two heads per register for the scores, the values 16 wide.
+  std::optional<PackedHeads8> packed;
+  if (g == 8 && head_scores8_available()) packed = pack_heads8(q, D);
   std::fill(w.m.begin(), w.m.end(), neg_inf);
   std::fill(w.l.begin(), w.l.end(), 0.0f);
   std::fill(w.acc.begin(), w.acc.end(), 0.0f);
@@ -97,6 +105,12 @@ void attend_fast(const SparseAttentionArgs& a, int i, int h0, int g, FastScratch
         continue;
       }
       const float* k = kv_row(a, r);
+      if (packed) {
+        float d8[8];
+        head_scores8(*packed, k, d8);
+        for (int h = 0; h < 8; ++h) w.s[h * kChunk + b] = d8[h] * a.scale;
+        continue;
+      }
       int h = 0;
       for (; h + 4 <= g; h += 4) {
         float d4[4];
@@ -126,6 +140,18 @@ void attend_fast(const SparseAttentionArgs& a, int i, int h0, int g, FastScratch
       for (int b = 0; b < nc; ++b) ph[b] = bf16_round(ph[b]);  // PV takes p rounded to bf16
     }
     if (!any) continue;
+    if (packed) {
+      int n = 0;
+      for (int b = 0; b < nc; ++b) {
+        if (idx[c0 + b] < 0) continue;
+        w.rows[n] = kv_row(a, idx[c0 + b]);
+        w.cols[n++] = b;
+      }
+      bool active[8];
+      for (int h = 0; h < 8; ++h) active[h] = w.m[h] != neg_inf;
+      head_values8(w.p.data(), kChunk, w.cols.data(), w.rows.data(), n, D, w.alpha.data(), active, w.acc.data());
+      continue;
+    }
     std::fill(w.pv.begin(), w.pv.end(), 0.0f);
     for (int b = 0; b < nc; ++b) {
       const int r = idx[c0 + b];

@@ -1,5 +1,6 @@
-// The inlined short sum and the four-row dot are the vector reductions' results bit for bit, and
-// the vectorised mHC post-mix is the per-element scalar formula bit for bit:
+// The inlined short sum, the four-row dot and the 8-head attention scores are the vector
+// reductions' results bit for bit, and the vectorised mHC post-mix and attention value sums are
+// the per-element scalar formulas bit for bit:
 // same lanes, same order (negative zeros, infinities, NaN and tails included), and the fp32-weight
 // GEMM built on them equals dot() per element.
 #include <gtest/gtest.h>
@@ -10,6 +11,7 @@
 
 #include "kernels/cpu/gemm.h"
 #include "kernels/cpu/hc_post.h"
+#include "kernels/cpu/head_scores.h"
 #include "kernels/cpu/reduce.h"
 
 namespace flashline {
@@ -90,6 +92,53 @@ TEST(ReduceFast, HcPostRowEqualsScalarFormula) {
           ASSERT_TRUE(same(out[std::size_t(k) * dim + d], want)) << "hc " << hc << " dim " << dim << " k " << k << " d " << d;
         }
     }
+}
+
+TEST(ReduceFast, HeadScoresEqualDot) {
+  if (!head_scores8_available()) GTEST_SKIP() << "needs the AVX-512 level";
+  std::mt19937 g(11);
+  for (int D : {1, 7, 8, 72, 70, 256}) {
+    std::vector<float> q(std::size_t(8) * D), k(D);
+    for (float& v : q) v = special(g);
+    for (float& v : k) v = special(g);
+    float out[8];
+    head_scores8(pack_heads8(q.data(), D), k.data(), out);
+    for (int h = 0; h < 8; ++h)
+      EXPECT_TRUE(same(out[h], dot(q.data() + std::size_t(h) * D, k.data(), D, Numerics::Fast))) << "D " << D << " head " << h;
+  }
+}
+
+TEST(ReduceFast, HeadValuesEqualScalarFormula) {
+  if (!head_scores8_available()) GTEST_SKIP() << "needs the AVX-512 level";
+  std::mt19937 g(12);
+  for (int D : {5, 16, 72, 70, 256}) {
+    const int n = 40, pstride = 64;
+    std::vector<float> rows(std::size_t(n) * D), p(std::size_t(8) * pstride), acc(std::size_t(8) * D), alpha(8);
+    for (float& v : rows) v = special(g);
+    for (float& v : p) v = special(g);
+    for (float& v : acc) v = special(g);
+    for (float& v : alpha) v = std::abs(special(g));
+    std::vector<const float*> ptr(n);
+    std::vector<int> b(n);
+    for (int i = 0; i < n; ++i) {
+      ptr[i] = rows.data() + std::size_t((i * 7) % n) * D;
+      b[i] = (i * 5 + 3) % pstride;
+    }
+    bool active[8] = {true, true, false, true, true, true, false, true};
+    std::vector<float> want = acc;
+    for (int h = 0; h < 8; ++h) {
+      if (!active[h]) continue;
+      for (int d = 0; d < D; ++d) {
+        float pv = 0.0f;
+        for (int i = 0; i < n; ++i) pv += p[h * pstride + b[i]] * ptr[i][d];
+        want[std::size_t(h) * D + d] = want[std::size_t(h) * D + d] * alpha[h] + pv;
+      }
+    }
+    head_values8(p.data(), pstride, b.data(), ptr.data(), n, D, alpha.data(), active, acc.data());
+    int bad = 0;
+    for (std::size_t i = 0; i < acc.size(); ++i) bad += !same(acc[i], want[i]);
+    EXPECT_EQ(bad, 0) << "D " << D;
+  }
 }
 
 }  // namespace
