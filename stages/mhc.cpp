@@ -1,6 +1,7 @@
 #include "stages/mhc.h"
 
 #include "kernels/cpu/gemm.h"
+#include "kernels/cpu/hc_collapse.h"
 #include "kernels/cpu/hc_post.h"
 #include "kernels/cpu/hc_split.h"
 #include "kernels/cpu/reduce.h"
@@ -26,8 +27,12 @@ std::vector<float> scaled_mixes(const float* X, HcShape s, const HcParams& p, fl
 void weighted_collapse(const float* X, HcShape s, const float* wts, float* y, Numerics num) {
 #pragma omp parallel for num_threads(kernel_threads()) schedule(static)
   for (int r = 0; r < s.rows; ++r) {
-    std::vector<float> terms(s.hc);  // one term per copy
     const float* xr = X + std::size_t(r) * s.hc * s.dim;
+    if (num == Numerics::Fast && s.hc <= 8) {
+      hc_collapse_fast_row(xr, wts + r * s.hc, s.hc, s.dim, y + std::size_t(r) * s.dim);
+      continue;
+    }
+    std::vector<float> terms(s.hc);  // one term per copy
     for (int d = 0; d < s.dim; ++d) {
       for (int j = 0; j < s.hc; ++j) terms[j] = wts[r * s.hc + j] * xr[std::size_t(j) * s.dim + d];
       y[std::size_t(r) * s.dim + d] = bf16_round(sum(terms.data(), s.hc, num));

@@ -9,7 +9,7 @@ namespace flashline {
 // with the loop over d innermost so that the compiler runs several elements per instruction; per
 // element nothing is reordered. sum()'s tree is spelled out with its +0 lanes: called with a
 // run-time count it keeps the loop scalar (2.2x slower, measured).
-FLASHLINE_SIMD_CLONES
+FLASHLINE_ELEMENTWISE_CLONES
 void hc_post_fast_row(const float* a, const float* x, const float* comb, const float* post, int hc, int dim,
                       float* out) {
   for (int k = 0; k < hc; ++k) {

@@ -1,5 +1,5 @@
 // The inlined short sum, the four-row dot and the 8-head attention scores are the vector
-// reductions' results bit for bit, and the vectorised mHC post-mix and attention value sums are
+// reductions' results bit for bit, and the vectorised mHC post-mix and collapse and the attention value sums are
 // the per-element scalar formulas bit for bit:
 // same lanes, same order (negative zeros, infinities, NaN and tails included), and the fp32-weight
 // GEMM built on them equals dot() per element.
@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "kernels/cpu/gemm.h"
+#include "kernels/cpu/hc_collapse.h"
 #include "kernels/cpu/hc_post.h"
 #include "kernels/cpu/head_scores.h"
 #include "kernels/cpu/reduce.h"
@@ -91,6 +92,23 @@ TEST(ReduceFast, HcPostRowEqualsScalarFormula) {
           const float want = bf16_round(post[k] * a[d] + sum(terms, hc, Numerics::Fast));
           ASSERT_TRUE(same(out[std::size_t(k) * dim + d], want)) << "hc " << hc << " dim " << dim << " k " << k << " d " << d;
         }
+    }
+}
+
+TEST(ReduceFast, HcCollapseRowEqualsScalarFormula) {
+  std::mt19937 g(13);
+  for (int hc = 1; hc <= 8; ++hc)
+    for (int dim : {1, 7, 64, 131}) {
+      std::vector<float> x(std::size_t(hc) * dim), w(hc), y(dim);
+      for (auto* v : {&x, &w})
+        for (float& f : *v) f = special(g);
+      x[g() % x.size()] = NAN;
+      hc_collapse_fast_row(x.data(), w.data(), hc, dim, y.data());
+      for (int d = 0; d < dim; ++d) {
+        float terms[8];
+        for (int j = 0; j < hc; ++j) terms[j] = w[j] * x[std::size_t(j) * dim + d];
+        ASSERT_TRUE(same(y[d], bf16_round(sum(terms, hc, Numerics::Fast)))) << "hc " << hc << " dim " << dim << " d " << d;
+      }
     }
 }
 
