@@ -5,9 +5,11 @@
 #include <cstring>
 #include <fmt/format.h>
 #include <numeric>
+#include <string>
 
 #include "kernels/cpu/gemm.h"
 #include "kernels/cpu/reduce.h"
+#include "kernels/cpu/threads.h"
 #include "kernels/cpu/topk.h"
 
 namespace flashline {
@@ -198,6 +200,11 @@ void moe_forward(const BlockWeights& bw, const StepBatch& batch, const float* x,
   std::vector<std::size_t> order(items.size());
   std::iota(order.begin(), order.end(), 0);
   std::stable_sort(order.begin(), order.end(), [&](auto a, auto b) { return items[a].h.expert < items[b].h.expert; });
+  struct Group {
+    const ExpertWeights* weights;
+    std::size_t i0, i1;  // its items: order[i0 .. i1)
+  };
+  std::vector<Group> groups;
   for (std::size_t i0 = 0; i0 < order.size();) {
     std::size_t i1 = i0;
     const int e = items[order[i0]].h.expert;
@@ -206,19 +213,42 @@ void moe_forward(const BlockWeights& bw, const StepBatch& batch, const float* x,
     if (ex == w.experts.end())
       throw std::runtime_error(fmt::format("layer {}: expert {} dispatched to lane {} which does not hold it", bw.id, e,
                                            me));
-    const int n = int(i1 - i0);
+    groups.push_back({&ex->second, i0, i1});
+    i0 = i1;
+  }
+  auto run_group = [&](const Group& g) {
+    const int n = int(g.i1 - g.i0);
     std::vector<float> xs(std::size_t(n) * D), ws(n);
     for (int i = 0; i < n; ++i) {
-      const Item& it = items[order[i0 + i]];
+      const Item& it = items[order[g.i0 + i]];
       std::copy(it.row, it.row + D, &xs[std::size_t(i) * D]);
       ws[i] = it.h.weight;
     }
-    auto ys = swiglu(ex->second.w1, ex->second.w2, ex->second.w3, xs.data(), n, ws.data(), ctx);
+    auto ys = swiglu(g.weights->w1, g.weights->w2, g.weights->w3, xs.data(), n, ws.data(), ctx);
     for (int i = 0; i < n; ++i) {
-      const Item& it = items[order[i0 + i]];
+      const Item& it = items[order[g.i0 + i]];
       std::memcpy(buf.reply.data() + reply.offsets[it.src] + it.index * row_bytes, &ys[std::size_t(i) * D], row_bytes);
     }
-    i0 = i1;
+  };
+  // Experts are independent: with at least two per thread they are spread over the threads, each
+  // expert's GEMMs on one thread (a decode step's experts are small, and a region per GEMM costs
+  // more than it gains); fewer, larger groups run one after another with threaded GEMMs. Results
+  // are the same either way (the kernels do not depend on the thread count).
+  const int threads = kernel_threads();
+  if (threads > 1 && int(groups.size()) >= 2 * threads) {
+    std::string error;
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
+    for (std::size_t gi = 0; gi < groups.size(); ++gi) {
+      try {
+        run_group(groups[gi]);
+      } catch (const std::exception& e) {  // exceptions must not leave an OpenMP region
+#pragma omp critical
+        error = e.what();
+      }
+    }
+    if (!error.empty()) throw std::runtime_error(error);
+  } else {
+    for (const Group& g : groups) run_group(g);
   }
   // combine: every lane knows what comes back (one row per item it sent)
   std::vector<std::size_t> expected(lanes);

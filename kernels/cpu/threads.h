@@ -9,7 +9,8 @@ namespace flashline {
 
 // n > 0: every kernel region uses n threads; n <= 0: back to OpenMP's setting.
 void set_kernel_threads(int n);
-// The thread count of the next kernel region (always >= 1).
+// The thread count of the next kernel region (always >= 1); 1 inside a parallel region, where the
+// caller already spreads its work (independent experts) over the pool.
 int kernel_threads();
 
 }  // namespace flashline
