@@ -297,10 +297,10 @@ FL_AVX512 void fp4_tile(const Fp4Weight& w, const Fp4Act& a, int i0, int n0, int
   for (int t = 0; t < NT; ++t) store_rows(y + std::size_t(i0 + t) * w.n + n0, nr, bf16_round16(acc[t]));
 }
 
-// FP4 with tokens in the lanes (M >= 8): lane t of an accumulator is token t of a group of 16,
-// and each weight pair (inputs 2p, 2p+1 of a row, one code byte) is broadcast to all lanes. A
-// lane adds at most 6 products (3 dot instructions, < 1.66e7 < 2^24) before it is converted to
-// int32, so block dots stay exact and no per-block lane reduction is needed.
+// FP4 with tokens in the lanes (groups of 16 tokens): lane t of an accumulator is token t of the
+// group, and each weight pair (inputs 2p, 2p+1 of a row, one code byte) is broadcast to all
+// lanes. A lane adds at most 6 products (3 dot instructions, < 1.66e7 < 2^24) before it is
+// converted to int32, so block dots stay exact and no per-block lane reduction is needed.
 
 struct Fp4TokenAct {
   int groups = 0, nb = 0;

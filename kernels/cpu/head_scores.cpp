@@ -78,7 +78,8 @@ FL_AVX512 void head_values8(const float* p, int pstride, const int* b, const flo
     for (int h = 0; h < 8; ++h) {
       if (!active[h]) continue;
       float* a = acc + std::size_t(h) * D + d0;
-      _mm512_mask_storeu_ps(a, m, _mm512_add_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, a), _mm512_set1_ps(alpha[h])), v[h]));
+      const __m512 scaled = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, a), _mm512_set1_ps(alpha[h]));
+      _mm512_mask_storeu_ps(a, m, _mm512_add_ps(scaled, v[h]));
     }
   }
 }
