@@ -15,7 +15,7 @@ namespace {
 
 // q = bf16(q * bf16(rsqrt(bf16(bf16(mean(bf16(q*q))) + eps)))) per head, in bf16 arithmetic.
 void rescale_heads(float* q, int rows, int heads, int hd, float eps, Numerics num) {
-#pragma omp parallel for num_threads(kernel_threads()) schedule(static)
+#pragma omp parallel for num_threads(kernel_threads(rows * heads)) schedule(static)
   for (int r = 0; r < rows * heads; ++r) {
     float* qh = q + std::size_t(r) * hd;
     std::vector<float> sq(hd);

@@ -52,7 +52,7 @@ IndexerResult run_indexer(const IndexerWeights& w, int layer_id, const float* x,
   const float neg_inf = -std::numeric_limits<float>::infinity();
   std::vector<float> keys(std::size_t(T) * Id);
   st.index_keys.get_all(keys.data());
-#pragma omp parallel for num_threads(kernel_threads()) schedule(static)
+#pragma omp parallel for num_threads(kernel_threads(S)) schedule(static)
   for (int s = 0; s < S; ++s) {
     std::vector<float> terms(IH);
     // Blocks completed up to this query's position. A decode step sees every completed block;

@@ -25,7 +25,7 @@ std::vector<float> scaled_mixes(const float* X, HcShape s, const HcParams& p, fl
 
 // y[r, d] = bf16(sum_j wts[r, j] * X[r, j, d]), each product rounded to fp32 first.
 void weighted_collapse(const float* X, HcShape s, const float* wts, float* y, Numerics num) {
-#pragma omp parallel for num_threads(kernel_threads()) schedule(static)
+#pragma omp parallel for num_threads(kernel_threads(s.rows)) schedule(static)
   for (int r = 0; r < s.rows; ++r) {
     const float* xr = X + std::size_t(r) * s.hc * s.dim;
     if (num == Numerics::Fast && s.hc <= 8) {
@@ -58,7 +58,7 @@ void hc_pre(const float* X, HcShape s, const HcParams& p, const ModelConfig& c, 
 }
 
 void hc_post(const float* a, const float* X, HcShape s, const HcWeights& w, float* out, Numerics num) {
-#pragma omp parallel for num_threads(kernel_threads()) schedule(static)
+#pragma omp parallel for num_threads(kernel_threads(s.rows)) schedule(static)
   for (int r = 0; r < s.rows; ++r) {
     if (num == Numerics::Fast && s.hc <= 8) {
       hc_post_fast_row(a + std::size_t(r) * s.dim, X + std::size_t(r) * s.hc * s.dim, &w.comb[std::size_t(r) * s.hc * s.hc],

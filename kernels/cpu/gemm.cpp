@@ -169,7 +169,7 @@ void gemm_f32(const float* x, int m, int k, const float* w, int n, float* y, Num
   if (num == Numerics::Fast) {
     // Four weight rows per pass over an activation row; every element is dot()'s fast result.
     const int groups = (n + 3) / 4;
-#pragma omp parallel for num_threads(kernel_threads()) schedule(static)
+#pragma omp parallel for num_threads(kernel_threads(groups)) schedule(static)
     for (int g = 0; g < groups; ++g) {
       const int j0 = 4 * g, nr = std::min(4, n - j0);
       const float* wr[4];

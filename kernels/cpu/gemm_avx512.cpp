@@ -485,7 +485,7 @@ FL_AVX512 void fp8_tile(const Fp8Weight& w, const QuantizedRows& xq, const uint1
 template <typename F>
 void for_each_tile(int n, F&& f) {
   const int tiles = (n + T - 1) / T;
-#pragma omp parallel for num_threads(kernel_threads()) schedule(static)
+#pragma omp parallel for num_threads(kernel_threads(tiles)) schedule(static)
   for (int t = 0; t < tiles; ++t) f(t * T, std::min(T, n - t * T));
 }
 

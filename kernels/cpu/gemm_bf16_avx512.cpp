@@ -185,7 +185,7 @@ void bf16_avx512(const float* x, int m, int k, const uint16_t* w, int n, float* 
   const std::vector<uint16_t> xs = prepare_rows(x, m, k, toks);
   const uint16_t* xa = xs.data();
   const int tiles = (n + T - 1) / T;
-#pragma omp parallel for num_threads(kernel_threads()) schedule(static)
+#pragma omp parallel for num_threads(kernel_threads(tiles)) schedule(static)
   for (int ti = 0; ti < tiles; ++ti) {
     const int n0 = ti * T, nr = std::min(T, n - n0);
     // A tile is read as strips of 8 rows; every group of up to 4 tokens takes a strip while it

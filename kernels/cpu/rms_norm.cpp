@@ -11,7 +11,7 @@ void rms_norm(const float* x, int n, const float* w, float eps, float* out, Nume
 }
 
 void rms_norm_rows(const float* x, int m, int n, const float* w, float eps, float* out, Numerics num) {
-#pragma omp parallel for num_threads(kernel_threads()) schedule(static)
+#pragma omp parallel for num_threads(kernel_threads(m)) schedule(static)
   for (int i = 0; i < m; ++i) rms_norm(x + std::size_t(i) * n, n, w, eps, out + std::size_t(i) * n, num);
 }
 

@@ -184,7 +184,7 @@ void sparse_attention(const SparseAttentionArgs& a, float* out, Numerics num) {
   // still splits over the threads.
   constexpr int G = 8;
   const int groups = (a.H + G - 1) / G;
-#pragma omp parallel num_threads(kernel_threads())
+#pragma omp parallel num_threads(kernel_threads(a.S * groups))
   {
     FastScratch w(G, a.D);
 #pragma omp for collapse(2) schedule(static)

@@ -2,6 +2,7 @@
 
 #include <omp.h>
 
+#include <algorithm>
 #include <atomic>
 
 namespace flashline {
@@ -16,5 +17,7 @@ int kernel_threads() {
   const int n = g_threads.load(std::memory_order_relaxed);
   return n > 0 ? n : omp_get_max_threads();
 }
+
+int kernel_threads(int items) { return std::max(1, std::min(kernel_threads(), items)); }
 
 }  // namespace flashline

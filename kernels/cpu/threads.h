@@ -12,5 +12,8 @@ void set_kernel_threads(int n);
 // The thread count of the next kernel region (always >= 1); 1 inside a parallel region, where the
 // caller already spreads its work (independent experts) over the pool.
 int kernel_threads();
+// The same, for a region of `items` independent pieces of work: no more threads than pieces, so a
+// decode step's one-row regions run inline instead of waking the pool for nothing.
+int kernel_threads(int items);
 
 }  // namespace flashline
