@@ -489,7 +489,6 @@ void for_each_tile(int n, F&& f) {
   for (int t = 0; t < tiles; ++t) f(t * T, std::min(T, n - t * T));
 }
 
-
 // Tokens 0 .. mt - 1, in the lanes of the token kernel.
 void fp4_token_lanes(const QuantizedRows& x, int mt, const Fp4Weight& w, float* y) {
   const Fp4TokenAct a = fp4_token_prepare(x, mt);
