@@ -300,14 +300,26 @@ FL_AVX512 void fp4_tile(const Fp4Weight& w, const Fp4Act& a, int i0, int n0, int
 
 // FP4 with tokens in the lanes (groups of 16 tokens): lane t of an accumulator is token t of the
 // group, and each weight pair (inputs 2p, 2p+1 of a row, one code byte) is broadcast to all
-// lanes. A lane adds at most 6 products (3 dot instructions, < 1.66e7 < 2^24) before it is
-// converted to int32, so block dots stay exact and no per-block lane reduction is needed.
+// lanes. A lane adds 6 products (3 dot instructions, < 1.66e7 < 2^24), or 16 where the
+// activations allow it, before it is converted to int32, so block dots stay exact and no
+// per-block lane reduction is needed.
 
 struct Fp4TokenAct {
   int groups = 0, nb = 0;
-  std::vector<uint32_t> x;  // [group][k/2][16] bf16 pairs of q * 2^9
-  std::vector<float> sxs;   // [group][nb][16] s_x * 2^-10
+  std::vector<uint32_t> x;     // [group][k/2][16] bf16 pairs of q * 2^9
+  std::vector<float> sxs;      // [group][nb][16] s_x * 2^-10
+  std::vector<uint8_t> chain;  // [group][nb] 1: the block's even and odd pairs may each go in one chain
 };
+
+// Whether one fp32 lane may add all 16 products of a 32-wide block's even pairs (inputs 4j, 4j+1)
+// in one chain, and those of its odd pairs (4j+2, 4j+3) in another, and stay exact: every partial
+// sum is an integer of at most 12 * sum|a| over its inputs (a = q * 2^9, |w| <= 12), exact while
+// below 2^24. Typical activations pass; otherwise chains of 3 pairs (6 products) are exact for any.
+bool fp4_pair_chains_exact(const float* q) {
+  double sum[2] = {0, 0};
+  for (int t = 0; t < 32; ++t) sum[(t / 2) % 2] += std::abs(double(q[t])) * 512.0;
+  return 12.0 * std::max(sum[0], sum[1]) < 0x1p24;
+}
 
 // Tokens 0 .. mt - 1 of x.
 Fp4TokenAct fp4_token_prepare(const QuantizedRows& x, int mt) {
@@ -317,6 +329,7 @@ Fp4TokenAct fp4_token_prepare(const QuantizedRows& x, int mt) {
   a.nb = k / 32;
   a.x.assign(std::size_t(a.groups) * kp * 16, 0);
   a.sxs.assign(std::size_t(a.groups) * a.nb * 16, 0.0f);
+  a.chain.assign(std::size_t(a.groups) * a.nb, 1);  // padding lanes hold zeros
   for (int i = 0; i < mt; ++i) {
     const int g = i / 16, t = i % 16;
     const float* q = x.q.data() + std::size_t(i) * k;
@@ -325,6 +338,8 @@ Fp4TokenAct fp4_token_prepare(const QuantizedRows& x, int mt) {
       d[std::size_t(p) * 16] = uint32_t(bf16_bits(q[2 * p] * 512.0f)) | uint32_t(bf16_bits(q[2 * p + 1] * 512.0f)) << 16;
     float* s = a.sxs.data() + std::size_t(g) * a.nb * 16 + t;
     for (int b = 0; b < a.nb; ++b) s[b * 16] = x.s[std::size_t(i) * (k / 128) + b / 4] * 0x1p-10f;
+    uint8_t* c = a.chain.data() + std::size_t(g) * a.nb;  // the group's lanes share the chains
+    for (int b = 0; b < a.nb; ++b) c[b] = c[b] && fp4_pair_chains_exact(q + 32 * b);
   }
   return a;
 }
@@ -358,24 +373,40 @@ FL_AVX512 void fp4_decode_pairs(const Fp4Weight& w, int n0, int nr, uint32_t* wd
   }
 }
 
-// 4 rows x 16 tokens; out[r][t] = bf16 result.
+// 4 rows x 16 tokens; out[r][t] = bf16 result. A block's 16 pairs go in fp32 chains, converted
+// to int32 and summed: two chains of 8 pairs (even and odd) where `chain[b]` allows, else chains
+// of 3 pairs; the same integers either way (fp4_pair_chains_exact).
 FL_AVX512 void fp4_token_rows(const uint32_t* const* wd, const float* const* sw, int nb, const uint32_t* xt,
-                              const float* sxs, float* out) {
+                              const float* sxs, const uint8_t* chain, float* out) {
   constexpr int R = 4;
   __m512 acc[R];
   for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
   for (int b = 0; b < nb; ++b) {
     __m512i ia[R];
-    for (int p0 = 0; p0 < 16; p0 += 3) {
-      __m512 f[R];
-      for (int r = 0; r < R; ++r) f[r] = _mm512_setzero_ps();
-      for (int p = p0; p < std::min(p0 + 3, 16); ++p) {
+    if (chain[b]) {
+      // Two chains per row (even and odd pairs) rather than one of 16: the rows' chains then keep
+      // the dot unit busy.
+      __m512 f[2][R];
+      for (int h = 0; h < 2; ++h)
+        for (int r = 0; r < R; ++r) f[h][r] = _mm512_setzero_ps();
+#pragma GCC unroll 16
+      for (int p = 0; p < 16; ++p) {
         const __m512i x = _mm512_loadu_si512(xt + (std::size_t(b) * 16 + p) * 16);
-        for (int r = 0; r < R; ++r) f[r] = dp(f[r], x, _mm512_set1_epi32(int(wd[r][b * 16 + p])));
+        for (int r = 0; r < R; ++r) f[p & 1][r] = dp(f[p & 1][r], x, _mm512_set1_epi32(int(wd[r][b * 16 + p])));
       }
-      for (int r = 0; r < R; ++r) {
-        const __m512i v = _mm512_cvtps_epi32(f[r]);
-        ia[r] = p0 == 0 ? v : _mm512_add_epi32(ia[r], v);
+      for (int r = 0; r < R; ++r) ia[r] = _mm512_add_epi32(_mm512_cvtps_epi32(f[0][r]), _mm512_cvtps_epi32(f[1][r]));
+    } else {
+      for (int p0 = 0; p0 < 16; p0 += 3) {
+        __m512 f[R];
+        for (int r = 0; r < R; ++r) f[r] = _mm512_setzero_ps();
+        for (int p = p0; p < std::min(p0 + 3, 16); ++p) {
+          const __m512i x = _mm512_loadu_si512(xt + (std::size_t(b) * 16 + p) * 16);
+          for (int r = 0; r < R; ++r) f[r] = dp(f[r], x, _mm512_set1_epi32(int(wd[r][b * 16 + p])));
+        }
+        for (int r = 0; r < R; ++r) {
+          const __m512i v = _mm512_cvtps_epi32(f[r]);
+          ia[r] = p0 == 0 ? v : _mm512_add_epi32(ia[r], v);
+        }
       }
     }
     const __m512 s = _mm512_loadu_ps(sxs + std::size_t(b) * 16);
@@ -514,7 +545,7 @@ void fp4_token_lanes(const QuantizedRows& x, int mt, const Fp4Weight& w, float* 
             wr[r] = wd.data() + std::size_t(row) * kp;
             sr[r] = sw.data() + std::size_t(row) * nb;
           }
-          fp4_token_rows(wr, sr, nb, xt, sxs, out.data() + r0 * 16);
+          fp4_token_rows(wr, sr, nb, xt, sxs, a.chain.data() + std::size_t(g) * nb, out.data() + r0 * 16);
         }
         const int tokens = std::min(16, mt - g * 16);
         for (int tk = 0; tk < tokens; ++tk)

@@ -105,7 +105,7 @@ TEST(GemmFast, Fp4RandomEqualsExact) {
 
 TEST(GemmFast, Fp4AdversarialEqualsExact) {
   Rng r;
-  const int m = 4, n = 35, k = 512;
+  const int m = 20, n = 35, k = 512;  // a token-lane group of 16 and a row-lane pass of 4
   auto x = adversarial_rows(r, m, k);
   auto xq = quantize_rows(x.data(), m, k);
   // max codes everywhere (+6 / -6): the largest block dots the integer path must hold
@@ -127,6 +127,34 @@ TEST(GemmFast, Fp4AdversarialEqualsExact) {
   Fp4Case huge{r.bytes(std::size_t(n) * k / 2, 0, 255), r.bytes(std::size_t(n) * k / 32, 240, 254), n, k};
   auto xl = r.bf16_vector(std::size_t(m) * k, 1e30f);
   expect_fp4_identical(quantize_rows(xl.data(), m, k), huge.w(), "huge activations, huge scales");
+}
+
+// The token kernel's long chains (each block's even and odd pairs in one fp32 chain each, when
+// 12 * sum|a| over a chain's inputs stays below 2^24): per chain, `big` activations at 448
+// (a = 448 * 2^9) against weight 6 (2 * e2m1 = 12), the rest at 2^-9 (a = 1) against weight 1.5
+// (3, odd, so a sum past 2^24 would round), one sign per chain. 6 big ones stay inside the
+// bound, 7 do not (the short chains must take them); a bound set too loose makes the 7 case
+// differ from exact (checked).
+TEST(GemmFast, Fp4TokenChainBound) {
+  const int m = 16, n = 16, k = 256;
+  auto is_big = [](int t, int big) {  // chain c = (t / 2) % 2 takes inputs 4j + 2c + {0, 1}
+    const int j = t / 4, within = t % 2;
+    return j < big && within == (j & 1);
+  };
+  for (int big : {6, 7}) {
+    std::vector<float> x(std::size_t(m) * k);
+    for (int i = 0; i < m; ++i)
+      for (int t = 0; t < k; ++t)
+        // the chains' big terms cancel, so that a rounded partial sum would show in the bf16 result
+        x[std::size_t(i) * k + t] = is_big(t % 32, big) ? ((i + t / 2) % 2 ? 448.0f : -448.0f) : 0x1p-9f;
+    Fp4Case c{std::vector<uint8_t>(std::size_t(n) * k / 2), std::vector<uint8_t>(std::size_t(n) * k / 32, 127), n, k};
+    for (int row = 0; row < n; ++row)
+      for (int p = 0; p < k / 2; ++p) {
+        const auto code = [&](int t) { return uint8_t(is_big(t % 32, big) ? 0x7 : 0x3); };
+        c.codes[std::size_t(row) * k / 2 + p] = uint8_t(code(2 * p) | code(2 * p + 1) << 4);
+      }
+    expect_fp4_identical(quantize_rows(x.data(), m, k), c.w(), std::to_string(big) + " big activations per chain");
+  }
 }
 
 TEST(GemmFast, Fp4NonFiniteRowsMatchExact) {
