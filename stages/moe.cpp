@@ -232,15 +232,23 @@ void moe_forward(const BlockWeights& bw, const StepBatch& batch, const float* x,
   };
   // Experts are independent: with at least two per thread they are spread over the threads, each
   // expert's GEMMs on one thread (a decode step's experts are small, and a region per GEMM costs
-  // more than it gains); fewer, larger groups run one after another with threaded GEMMs. Results
-  // are the same either way (the kernels do not depend on the thread count).
+  // more than it gains). An expert holding more than a thread's share of the rows, and the
+  // experts of a step with fewer groups, run one after another with threaded GEMMs. Results are
+  // the same either way (the kernels do not depend on the thread count).
   const int threads = kernel_threads();
-  if (threads > 1 && int(groups.size()) >= 2 * threads) {
+  std::vector<const Group*> spread;
+  for (const Group& g : groups) {
+    if (threads > 1 && (g.i1 - g.i0) * threads <= order.size())
+      spread.push_back(&g);
+    else
+      run_group(g);
+  }
+  if (threads > 1 && int(spread.size()) >= 2 * threads) {
     std::string error;
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
-    for (std::size_t gi = 0; gi < groups.size(); ++gi) {
+    for (std::size_t gi = 0; gi < spread.size(); ++gi) {
       try {
-        run_group(groups[gi]);
+        run_group(*spread[gi]);
       } catch (const std::exception& e) {  // exceptions must not leave an OpenMP region
 #pragma omp critical
         error = e.what();
@@ -248,7 +256,7 @@ void moe_forward(const BlockWeights& bw, const StepBatch& batch, const float* x,
     }
     if (!error.empty()) throw std::runtime_error(error);
   } else {
-    for (const Group& g : groups) run_group(g);
+    for (const Group* g : spread) run_group(*g);
   }
   // combine: every lane knows what comes back (one row per item it sent)
   std::vector<std::size_t> expected(lanes);
