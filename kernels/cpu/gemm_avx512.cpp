@@ -524,12 +524,11 @@ void for_each_tile(int n, F&& f) {
 // Tokens 0 .. mt - 1, in the lanes of the token kernel.
 void fp4_token_lanes(const QuantizedRows& x, int mt, const Fp4Weight& w, float* y) {
   const Fp4TokenAct a = fp4_token_prepare(x, mt);
-  const int kp = w.k / 2, nb = w.k / 32;
-#pragma omp parallel num_threads(kernel_threads())
+  const int kp = w.k / 2, nb = w.k / 32, tiles = (w.n + T - 1) / T;
+#pragma omp parallel num_threads(kernel_threads(tiles))
   {
     std::vector<uint32_t> wd(std::size_t(T) * kp);
     std::vector<float> sw(std::size_t(T) * nb), out(T * 16);
-    const int tiles = (w.n + T - 1) / T;
 #pragma omp for schedule(static)
     for (int t = 0; t < tiles; ++t) {
       const int n0 = t * T, nr = std::min(T, w.n - n0);

@@ -175,7 +175,7 @@ void attend_fast(const SparseAttentionArgs& a, int i, int h0, int g, FastScratch
 
 void sparse_attention(const SparseAttentionArgs& a, float* out, Numerics num) {
   if (num == Numerics::Exact) {
-#pragma omp parallel for collapse(2) num_threads(kernel_threads()) schedule(static)
+#pragma omp parallel for collapse(2) num_threads(kernel_threads(a.S * a.H)) schedule(static)
     for (int i = 0; i < a.S; ++i)
       for (int h = 0; h < a.H; ++h) attend_exact(a, i, h, out);
     return;
