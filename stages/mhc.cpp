@@ -1,8 +1,7 @@
 #include "stages/mhc.h"
 
 #include "kernels/cpu/gemm.h"
-#include "kernels/cpu/hc_collapse.h"
-#include "kernels/cpu/hc_post.h"
+#include "kernels/cpu/hc_rows.h"
 #include "kernels/cpu/hc_split.h"
 #include "kernels/cpu/reduce.h"
 #include "kernels/cpu/threads.h"

@@ -10,8 +10,7 @@
 #include <vector>
 
 #include "kernels/cpu/gemm.h"
-#include "kernels/cpu/hc_collapse.h"
-#include "kernels/cpu/hc_post.h"
+#include "kernels/cpu/hc_rows.h"
 #include "kernels/cpu/head_scores.h"
 #include "kernels/cpu/reduce.h"
 
