@@ -33,66 +33,30 @@ void rescale_add(float* acc, float alpha, const float* pv, int n) {
 
 constexpr int kChunk = 64;
 
-// Exact mode, one (query, head) at a time; sums of products in double.
-void attend_exact(const SparseAttentionArgs& a, int i, int h, float* out) {
-  const float neg_inf = -std::numeric_limits<float>::infinity();
-  const Numerics num = Numerics::Exact;
-  std::vector<float> s(kChunk), p(kChunk), acc(a.D, 0.0f);
-  std::vector<double> pv64(a.D);
-  const float* q = a.q + (std::size_t(i) * a.H + h) * a.D;
-  const int32_t* idx = a.idx + std::size_t(i) * a.T;
-  float m = neg_inf, l = 0.0f;
-  for (int c0 = 0; c0 < a.T; c0 += kChunk) {
-    const int nc = std::min(kChunk, a.T - c0);
-    float smax = neg_inf;
-    for (int b = 0; b < nc; ++b) {
-      const int r = idx[c0 + b];
-      s[b] = r < 0 ? neg_inf : dot(q, kv_row(a, r), a.D, num) * a.scale;
-      smax = std::max(smax, s[b]);
-    }
-    const float m_new = std::max(m, smax);
-    if (m_new == neg_inf) continue;  // nothing valid yet: the chunk changes nothing
-    const float alpha = exp_f(m - m_new, num);
-    for (int b = 0; b < nc; ++b) p[b] = exp_f(s[b] - m_new, num);
-    l = l * alpha + sum(p.data(), nc, num);
-    std::fill(pv64.begin(), pv64.end(), 0.0);
-    for (int b = 0; b < nc; ++b) {
-      const int r = idx[c0 + b];
-      if (r < 0) continue;
-      const double pb = bf16_round(p[b]);
-      const float* k = kv_row(a, r);
-      for (int d = 0; d < a.D; ++d) pv64[d] += pb * double(k[d]);
-    }
-    for (int d = 0; d < a.D; ++d) acc[d] = acc[d] * alpha + float(pv64[d] + 0.0);
-    m = m_new;
-  }
-  l = l + exp_f(a.sink[h] - m, num);
-  float* o = out + (std::size_t(i) * a.H + h) * a.D;
-  for (int d = 0; d < a.D; ++d) o[d] = bf16_round(acc[d] / l);
-}
-
-// Fast mode, heads h0 .. h0 + G - 1 of query i together: all heads of a query share its index
-// list and the single K=V row of each entry, so each row is read once for the group. Per head
-// the operations are those of one head alone (dot4_fast and head_scores8 are dot bit for bit;
-// the softmax and the PV sums run per head in entry order).
-struct FastScratch {
+// Heads h0 .. h0 + g - 1 of query i together: all heads of a query share its index list and the
+// single K=V row of each entry, so each row is read once for the group. Per head the operations
+// are those of one head alone: the scores are dot() (dot4_fast and head_scores8 are its fast
+// result bit for bit), the softmax runs per head, and the PV sums run per head in entry order
+// (exact mode: in double, rounded once).
+struct Scratch {
   std::vector<float> s, p, acc, pv, m, l, alpha;
+  std::vector<double> pv64;
   std::vector<const float*> rows;  // a chunk's valid K=V rows and their entry numbers
   std::vector<int> cols;
-  explicit FastScratch(int g, int d)
+  explicit Scratch(int g, int d)
       : s(std::size_t(g) * kChunk), p(s.size()), acc(std::size_t(g) * d), pv(acc.size()), m(g), l(g), alpha(g),
-        rows(kChunk), cols(kChunk) {}
+        pv64(d), rows(kChunk), cols(kChunk) {}
 };
 
-void attend_fast(const SparseAttentionArgs& a, int i, int h0, int g, FastScratch& w, float* out) {
+void attend(const SparseAttentionArgs& a, int i, int h0, int g, Scratch& w, float* out, Numerics num) {
   const float neg_inf = -std::numeric_limits<float>::infinity();
-  const Numerics num = Numerics::Fast;
+  const bool fast = num == Numerics::Fast;
   const int D = a.D;
   const float* q = a.q + (std::size_t(i) * a.H + h0) * D;
   const int32_t* idx = a.idx + std::size_t(i) * a.T;
   // A full group of 8 on AVX-512: two heads per register for the scores, the values 16 wide.
   std::optional<PackedHeads8> packed;
-  if (g == 8 && head_scores8_available()) packed = pack_heads8(q, D);
+  if (fast && g == 8 && head_scores8_available()) packed = pack_heads8(q, D);
   std::fill(w.m.begin(), w.m.end(), neg_inf);
   std::fill(w.l.begin(), w.l.end(), 0.0f);
   std::fill(w.acc.begin(), w.acc.end(), 0.0f);
@@ -112,7 +76,7 @@ void attend_fast(const SparseAttentionArgs& a, int i, int h0, int g, FastScratch
         continue;
       }
       int h = 0;
-      for (; h + 4 <= g; h += 4) {
+      for (; fast && h + 4 <= g; h += 4) {
         float d4[4];
         const float* qh = q + std::size_t(h) * D;
         dot4_fast(k, qh, qh + D, qh + 2 * D, qh + 3 * D, D, d4);
@@ -140,28 +104,34 @@ void attend_fast(const SparseAttentionArgs& a, int i, int h0, int g, FastScratch
       for (int b = 0; b < nc; ++b) ph[b] = bf16_round(ph[b]);  // PV takes p rounded to bf16
     }
     if (!any) continue;
+    int n = 0;  // the chunk's valid rows
+    for (int b = 0; b < nc; ++b) {
+      if (idx[c0 + b] < 0) continue;
+      w.rows[n] = kv_row(a, idx[c0 + b]);
+      w.cols[n++] = b;
+    }
     if (packed) {
-      int n = 0;
-      for (int b = 0; b < nc; ++b) {
-        if (idx[c0 + b] < 0) continue;
-        w.rows[n] = kv_row(a, idx[c0 + b]);
-        w.cols[n++] = b;
-      }
       bool active[8];
       for (int h = 0; h < 8; ++h) active[h] = w.m[h] != neg_inf;
       head_values8(w.p.data(), kChunk, w.cols.data(), w.rows.data(), n, D, w.alpha.data(), active, w.acc.data());
       continue;
     }
-    std::fill(w.pv.begin(), w.pv.end(), 0.0f);
-    for (int b = 0; b < nc; ++b) {
-      const int r = idx[c0 + b];
-      if (r < 0) continue;
-      const float* k = kv_row(a, r);
-      for (int h = 0; h < g; ++h) axpy(w.pv.data() + std::size_t(h) * D, w.p[h * kChunk + b], k, D);
+    for (int h = 0; h < g; ++h) {
+      if (w.m[h] == neg_inf) continue;
+      const float* ph = w.p.data() + h * kChunk;
+      float* acc = w.acc.data() + std::size_t(h) * D;
+      if (fast) {
+        float* pv = w.pv.data() + std::size_t(h) * D;
+        std::fill(pv, pv + D, 0.0f);
+        for (int j = 0; j < n; ++j) axpy(pv, ph[w.cols[j]], w.rows[j], D);
+        rescale_add(acc, w.alpha[h], pv, D);
+      } else {
+        std::fill(w.pv64.begin(), w.pv64.end(), 0.0);
+        for (int j = 0; j < n; ++j)
+          for (int d = 0; d < D; ++d) w.pv64[d] += double(ph[w.cols[j]]) * double(w.rows[j][d]);
+        for (int d = 0; d < D; ++d) acc[d] = acc[d] * w.alpha[h] + float(w.pv64[d] + 0.0);
+      }
     }
-    for (int h = 0; h < g; ++h)
-      if (w.m[h] != neg_inf)
-        rescale_add(w.acc.data() + std::size_t(h) * D, w.alpha[h], w.pv.data() + std::size_t(h) * D, D);
   }
   for (int h = 0; h < g; ++h) {
     const float l = w.l[h] + exp_f(a.sink[h0 + h] - w.m[h], num);
@@ -174,22 +144,17 @@ void attend_fast(const SparseAttentionArgs& a, int i, int h0, int g, FastScratch
 }  // namespace
 
 void sparse_attention(const SparseAttentionArgs& a, float* out, Numerics num) {
-  if (num == Numerics::Exact) {
-#pragma omp parallel for collapse(2) num_threads(kernel_threads(a.S * a.H)) schedule(static)
-    for (int i = 0; i < a.S; ++i)
-      for (int h = 0; h < a.H; ++h) attend_exact(a, i, h, out);
-    return;
-  }
-  // Groups of 8 heads: a K=V row is reused 8 times from L1, and a decode step of one query
-  // still splits over the threads.
-  constexpr int G = 8;
+  // Fast mode: groups of 8 heads, so a K=V row is reused 8 times from L1 and a decode step of one
+  // query still splits over the threads. Exact mode: one head per piece of work (its double
+  // sums are the cost).
+  const int G = num == Numerics::Fast ? 8 : 1;
   const int groups = (a.H + G - 1) / G;
 #pragma omp parallel num_threads(kernel_threads(a.S * groups))
   {
-    FastScratch w(G, a.D);
+    Scratch w(G, a.D);
 #pragma omp for collapse(2) schedule(static)
     for (int i = 0; i < a.S; ++i)
-      for (int gi = 0; gi < groups; ++gi) attend_fast(a, i, gi * G, std::min(G, a.H - gi * G), w, out);
+      for (int gi = 0; gi < groups; ++gi) attend(a, i, gi * G, std::min(G, a.H - gi * G), w, out, num);
   }
 }
 
