@@ -94,10 +94,14 @@ FL_AVX512 FL_INLINE __m512 tail_step(__m512 acc, const uint16_t* wa, const uint1
   return _mm512_add_ps(acc, _mm512_mul_ps(xf, wf));
 }
 
-// NP row pairs x NT tokens; out[t * T + 2p + h] = the element of row 2p + h, token t.
-template <int NP, int NT>
+// Row pairs of a strip (8 rows), the rows a pass over the weights reads together.
+constexpr int kStripPairs = 4;
+
+// One strip (NP row pairs) x NT tokens; out[t * T + 2p + h] = the element of row 2p + h, token t.
+template <int NT>
 FL_AVX512 void pairs_block(const uint16_t* const* wrow, int k, const uint16_t* const* xt, std::size_t xstep,
                            const float* const* xf, float* out) {
+  constexpr int NP = kStripPairs;
   const __m512i idx = pair_index();
   __m512 acc[NP][NT];
   for (int p = 0; p < NP; ++p)
@@ -139,9 +143,7 @@ FL_AVX512 void pairs_block(const uint16_t* const* wrow, int k, const uint16_t* c
     }
 }
 
-// NT tokens against one strip of 8 rows (rows r0 .. r0 + nr - 1, nr <= 8; 4 pairs).
-constexpr int kStripPairs = 4;
-
+// NT tokens against one strip of 8 rows (rows r0 .. r0 + nr - 1, nr <= 8).
 template <int NT>
 FL_AVX512 void strip(const uint16_t* w, int k, int r0, int nr, const uint16_t* xa, int m, const float* x,
                      const int* tok, float* y, int n) {
@@ -155,7 +157,7 @@ FL_AVX512 void strip(const uint16_t* w, int k, int r0, int nr, const uint16_t* x
   }
   const uint16_t* wrow[2 * NP];
   for (int r = 0; r < 2 * NP; ++r) wrow[r] = w + std::size_t(r0 + (r < nr ? r : 0)) * k;
-  pairs_block<NP, NT>(wrow, k, xt, std::size_t(m) * 32, xf, res);
+  pairs_block<NT>(wrow, k, xt, std::size_t(m) * 32, xf, res);
   for (int t = 0; t < NT; ++t) std::copy_n(res + t * T, nr, y + std::size_t(tok[t]) * n + r0);
 }
 
@@ -189,7 +191,7 @@ void bf16_avx512(const float* x, int m, int k, const uint16_t* w, int n, float* 
   for (int ti = 0; ti < tiles; ++ti) {
     const int n0 = ti * T, nr = std::min(T, n - n0);
     // A tile is read as strips of 8 rows; every group of up to 4 tokens takes a strip while it
-    // is in L1, so the weights come from memory once whatever the batch. (8 tokens on 4 rows
+    // is in cache, so the weights come from memory once whatever the batch. (8 tokens on 4 rows
     // per pass measured slower per token, in cache and from memory.)
     for (int r0 = n0; r0 < n0 + nr; r0 += 2 * kStripPairs) {
       const int sr = std::min(2 * kStripPairs, n0 + nr - r0);
