@@ -138,6 +138,12 @@ FL_AVX512 FL_INLINE void store_rows(float* y, int nr, __m512 v) { _mm512_mask_st
 
 FL_INLINE int fp4_lane_of_block(int b) { return 4 * (b & 3) + (b >> 2); }
 
+// Whether one fp32 chain may add the products a * w of activations whose sum of |q| is `sum_q`
+// exactly, in any order: a = q * 2^9 and |w| <= 12 are integers, so every partial sum is an
+// integer of at most 12 * sum|a|, which fp32 holds exactly below 2^24. Six products always fit
+// (6 * 448 * 2^9 * 12 < 2^24); longer chains where the activations allow.
+bool fp4_chain_exact(double sum_q) { return 12.0 * 512.0 * sum_q < 0x1p24; }
+
 struct Fp4Act {
   int k = 0, nchunk = 0, ngroup = 0;
   std::vector<uint16_t> x;  // [m][k] bf16 of q * 2^9, plane order
@@ -163,14 +169,13 @@ Fp4Act fp4_prepare(const QuantizedRows& x) {
     float* s = a.sxs.data() + std::size_t(i) * a.ngroup * 16;
     for (int b = 0; b < nb; ++b)
       s[(b / 16) * 16 + fp4_lane_of_block(b % 16)] = x.s[std::size_t(i) * a.nchunk + b / 4] * 0x1p-10f;
-    // Lane L of a chunk's dot products takes inputs 8L..8L+7 (two words of each plane); their
-    // eight products, |a| * 12 each, stay below 2^24 together unless the activations are large.
+    // Lane L of a chunk's dot products takes inputs 8L..8L+7 (two words of each plane).
     for (int c = 0; c < a.nchunk; ++c) {
       bool ok = true;
       for (int l = 0; l < 16 && ok; ++l) {
         double sum = 0;
-        for (int t = 0; t < 8; ++t) sum += std::abs(double(q[c * 128 + 8 * l + t])) * 512.0;
-        ok = 12.0 * sum < 0x1p24;
+        for (int t = 0; t < 8; ++t) sum += std::abs(double(q[c * 128 + 8 * l + t]));
+        ok = fp4_chain_exact(sum);
       }
       a.chain[std::size_t(i) * a.nchunk + c] = ok;
     }
@@ -311,14 +316,13 @@ struct Fp4TokenAct {
   std::vector<uint8_t> chain;  // [group][nb] 1: the block's even and odd pairs may each go in one chain
 };
 
-// Whether one fp32 lane may add all 16 products of a 32-wide block's even pairs (inputs 4j, 4j+1)
-// in one chain, and those of its odd pairs (4j+2, 4j+3) in another, and stay exact: every partial
-// sum is an integer of at most 12 * sum|a| over its inputs (a = q * 2^9, |w| <= 12), exact while
-// below 2^24. Typical activations pass; otherwise chains of 3 pairs (6 products) are exact for any.
+// Whether a 32-wide block's even pairs (inputs 4j, 4j+1) may go in one fp32 chain and its odd
+// pairs (4j+2, 4j+3) in another (fp4_chain_exact; typical activations pass), else chains of 3
+// pairs.
 bool fp4_pair_chains_exact(const float* q) {
   double sum[2] = {0, 0};
-  for (int t = 0; t < 32; ++t) sum[(t / 2) % 2] += std::abs(double(q[t])) * 512.0;
-  return 12.0 * std::max(sum[0], sum[1]) < 0x1p24;
+  for (int t = 0; t < 32; ++t) sum[(t / 2) % 2] += std::abs(double(q[t]));
+  return fp4_chain_exact(sum[0]) && fp4_chain_exact(sum[1]);
 }
 
 // Tokens 0 .. mt - 1 of x.
