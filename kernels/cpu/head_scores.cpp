@@ -5,7 +5,6 @@
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
 
-
 #include "kernels/cpu/isa.h"
 
 namespace flashline {

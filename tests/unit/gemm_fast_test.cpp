@@ -326,7 +326,7 @@ void expect_batch_invariant(const std::vector<float>& pool, int k, int n, Gemm g
   for (int i = 0; i < pool_rows; ++i) gemm(pool.data() + std::size_t(i) * k, 1, alone.data() + std::size_t(i) * n);
   for (int threads : {1, 2, 3}) {
     omp_set_num_threads(threads);
-    // Sizes that give every split of a batch between the kernels (row-lane passes of 1 to 4
+    // Sizes that give every split of a batch between the kernels (row-lane passes of 1 to 8
     // tokens, token groups of 16 and their remainders).
     for (int m : {2, 3, 5, 7, 8, 12, 16, 17, 27, 30, 64, 512}) {
       std::vector<float> x(std::size_t(m) * k), y(std::size_t(m) * n);

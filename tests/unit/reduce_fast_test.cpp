@@ -1,6 +1,6 @@
 // The inlined short sum, the four-row dot and the 8-head attention scores are the vector
-// reductions' results bit for bit, and the vectorised mHC post-mix and collapse and the attention value sums are
-// the per-element scalar formulas bit for bit:
+// reductions' results bit for bit, and the vectorised mHC post-mix and collapse and the attention
+// value sums are the per-element scalar formulas bit for bit:
 // same lanes, same order (negative zeros, infinities, NaN and tails included), and the fp32-weight
 // GEMM built on them equals dot() per element.
 #include <gtest/gtest.h>
