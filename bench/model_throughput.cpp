@@ -65,14 +65,27 @@ double weight_flops_per_token(const ModelConfig& c) {
   return 2 * macs;
 }
 
+struct Spread {
+  double median, min, max;
+};
+Spread spread(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const std::size_t n = v.size();
+  return {n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2, v.front(), v.back()};
+}
+
 int run(int argc, char** argv) {
   CLI::App app{"Single-process prefill and decode throughput (fast numerics unless --numerics exact)"};
   std::string model, numerics = "fast";
-  int prompt_len = 128, decode_steps = 32, batch = 1;
+  int prompt_len = 128, decode_steps = 32, batch = 1, rounds = 5;
   app.add_option("--model", model, "Model directory")->required();
-  app.add_option("--prompt-len", prompt_len, "Prefill tokens")->capture_default_str();
-  app.add_option("--decode-steps", decode_steps, "Decode steps")->capture_default_str();
-  app.add_option("--batch", batch, "Concurrent requests in each decode step")->capture_default_str();
+  const auto positive = CLI::Range(1, 1 << 20);
+  app.add_option("--prompt-len", prompt_len, "Prefill tokens")->capture_default_str()->check(positive);
+  app.add_option("--decode-steps", decode_steps, "Decode steps per round")->capture_default_str()->check(positive);
+  app.add_option("--rounds", rounds, "Rounds of decode steps, with the read bandwidth measured between them")
+      ->capture_default_str()
+      ->check(positive);
+  app.add_option("--batch", batch, "Concurrent requests in each decode step")->capture_default_str()->check(positive);
   app.add_option("--numerics", numerics, "fast or exact")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   const Numerics num = numerics == "exact" ? Numerics::Exact : Numerics::Fast;
@@ -101,38 +114,50 @@ int run(int argc, char** argv) {
     prefill_s += secs(t0, clock::now());
     last[r] = int32_t(std::max_element(l.begin(), l.end()) - l.begin());
   }
-  auto t0 = clock::now();
-  for (int s = 0; s < decode_steps; ++s) {
+  auto decode_step = [&](int pos, Trace* trace) {
     StepBatch b;
-    for (int r = 0; r < batch; ++r) b.add({last[r]}, prompt_len + s, &states[r]);
+    for (int r = 0; r < batch; ++r) b.add({last[r]}, pos, &states[r]);
     auto X = tf.embed(b);
-    tf.run_layers(0, c.n_layers, b, X);
+    tf.run_layers(0, c.n_layers, b, X, trace);
+    if (trace) return;
     std::vector<int> rows(batch);
     for (int r = 0; r < batch; ++r) rows[r] = r;
     auto l = tf.logits(X, rows);
     for (int r = 0; r < batch; ++r)
       last[r] = int32_t(std::max_element(l.begin() + std::ptrdiff_t(r) * c.vocab, l.begin() + std::ptrdiff_t(r + 1) * c.vocab) -
                         (l.begin() + std::ptrdiff_t(r) * c.vocab));
+  };
+  // Rounds of decode steps with the read bandwidth measured between them: each round is compared
+  // with the mean of the bandwidths just before and just after it, so a drifting host moves both
+  // sides of a ratio together.
+  const ReadBandwidthProbe probe;
+  std::vector<double> bw_at{probe.measure(3)}, round_s;
+  int pos = prompt_len;
+  for (int round = 0; round < rounds; ++round) {
+    auto t0 = clock::now();
+    for (int s = 0; s < decode_steps; ++s) decode_step(pos++, nullptr);
+    round_s.push_back(secs(t0, clock::now()));
+    bw_at.push_back(probe.measure(3));
   }
-  const double decode_s = secs(t0, clock::now());
   // The experts a step reads: routing of a few more steps of the same batch, traced (untimed).
   const DecodeBytes db = decode_bytes(c);
   constexpr int kProbeSteps = 4;
   double expert_bytes = 0;
   for (int s = 0; s < kProbeSteps; ++s) {
-    StepBatch b;
-    for (int r = 0; r < batch; ++r) b.add({last[r]}, prompt_len + decode_steps + s, &states[r]);
-    auto X = tf.embed(b);
     Trace tr;
-    tf.run_layers(0, c.n_layers, b, X, &tr);
+    decode_step(pos++, &tr);
     for (const auto& [layer, idx] : tr.router_idx)
       expert_bytes += db.per_expert[layer] * double(std::set<int32_t>(idx.begin(), idx.end()).size()) / kProbeSteps;
   }
-  const double bw = measure_read_bandwidth();
   const double peak = fma_peak_gflops() * 1e9;
   const double bytes = db.dense + expert_bytes, bytes_one = db.one_token(c);
-  const double decode_tps = batch * decode_steps / decode_s;
-  const double roofline_steps = bw / bytes;  // one pass over the weights this batch's steps read
+  std::vector<double> tps, ratio, bws;
+  for (int r = 0; r < rounds; ++r) {
+    const double bw = (bw_at[r] + bw_at[r + 1]) / 2, steps_per_s = decode_steps / round_s[r];
+    tps.push_back(batch * steps_per_s);
+    bws.push_back(bw);
+    ratio.push_back(100.0 * steps_per_s / (bw / bytes));  // roofline: one pass over the weights a step reads
+  }
   fmt::print("model {}: hidden {}, {} layers, {} experts (top {}), vocab {}; numerics {}, {} threads\n", model, c.dim,
              c.n_layers, c.n_experts, c.topk_experts, c.vocab, numerics, omp_get_max_threads());
   const double prefill_flops = weight_flops_per_token(c) * batch * prompt_len / prefill_s;
@@ -140,12 +165,14 @@ int run(int argc, char** argv) {
              "measured fp32 FMA peak {:.1f} GFLOP/s\n",
              batch, prompt_len, prefill_s, batch * prompt_len / prefill_s, prefill_flops / 1e9,
              peak > 0 ? 100 * prefill_flops / peak : 0.0, peak / 1e9);
-  fmt::print("decode:  batch {}, {} steps in {:.3f} s = {:.1f} tokens/s ({:.2f} ms/step)\n", batch, decode_steps, decode_s,
-             decode_tps, 1e3 * decode_s / decode_steps);
+  const Spread t = spread(tps), q = spread(ratio), b = spread(bws);
+  fmt::print("decode:  batch {}, {} rounds of {} steps: {:.1f} tokens/s median ({:.1f}-{:.1f}), {:.2f} ms/step\n", batch,
+             rounds, decode_steps, t.median, t.min, t.max, 1e3 * batch / t.median);
   fmt::print("roofline: {:.2f} MB weights read per step ({:.2f} MB dense, {:.2f} MB of the experts the batch routes to), "
-             "memory read bandwidth {:.2f} GB/s -> {:.1f} steps/s; measured {:.1f} steps/s = {:.1f}% of roofline\n",
-             bytes / 1e6, db.dense / 1e6, expert_bytes / 1e6, bw / 1e9, roofline_steps, decode_steps / decode_s,
-             100.0 * (decode_steps / decode_s) / roofline_steps);
+             "memory read bandwidth {:.2f} GB/s median ({:.2f}-{:.2f}) measured between the rounds; decode = {:.1f}% "
+             "of roofline median ({:.1f}-{:.1f}, each round against its own bandwidth)\n",
+             bytes / 1e6, db.dense / 1e6, expert_bytes / 1e6, b.median / 1e9, b.min / 1e9, b.max / 1e9, q.median, q.min,
+             q.max);
   // What batching can gain at most over batch 1 when both run at the roofline.
   if (batch > 1)
     fmt::print("batch {} at the roofline reads {:.2f}x the weights of batch 1 per step: at most {:.2f}x its tokens/s\n",
