@@ -261,10 +261,12 @@ TEST(GemmFast, Bf16Avx512EqualsAvx2) {
   if (detected_isa() < Isa::Avx512) GTEST_SKIP() << "CPU without the AVX-512 level";
   Rng r;
   // K: whole pairs of 8-steps, an odd last 8-step, tails of 1..7, K below 16, rows up to and
-  // beyond 1024; M: passes of 1 to 8 bf16-valued tokens and more than 8; the last row is not
-  // bf16-valued (the AVX2 body's own rows) mixed in.
+  // beyond 1024, even and odd numbers of 16-steps for the two-step loads of a batch of up to 4
+  // (1040 = 65 steps and a tail, 144 = 9 steps); M: passes of 1 to 8 bf16-valued tokens and more
+  // than 8; the last row is not bf16-valued (the AVX2 body's own rows) mixed in.
   for (auto [m, n, k] : {std::tuple{1, 37, 1024}, {6, 40, 1000}, {5, 33, 96}, {9, 130, 4104}, {2, 17, 7}, {3, 16, 15},
-                         {3, 20, 2056}, {4, 24, 128}, {8, 24, 200}, {12, 20, 64}, {18, 35, 1024}}) {
+                         {3, 20, 2056}, {4, 24, 128}, {8, 24, 200}, {12, 20, 64}, {18, 35, 1024}, {2, 37, 1040},
+                         {5, 23, 144}, {2, 19, 2048}}) {
     std::vector<float> x = r.bf16_vector(std::size_t(m) * k, 2.0f);
     for (int t = 0; t < k; t += 3) x[std::size_t(m - 1) * k + t] = r.normal();  // not bf16-valued
     for (int t = 0; t < k; t += 5) x[t] = 0.0f;
