@@ -48,6 +48,7 @@ struct Problem {
   Shape s;
   std::vector<float> x, y;
   std::vector<uint8_t> codes, scales;
+  Fp8Weight w8;
   std::vector<uint16_t> wb;
   QuantizedRows xq;
 
@@ -66,16 +67,29 @@ struct Problem {
     } else {
       wb.resize(std::size_t(s.n) * s.k);
     }
-    for (auto& c : codes) c = uint8_t(g() % 0x7E) | uint8_t(g() & 0x80);
+    if (s.dtype == "fp8") {
+      // Like a checkpoint's: normal e4m3 codes, and a few subnormals in each 128 x 128 block (a
+      // block's largest weight maps to 448, so its smallest fall below 2^-6), which send their
+      // rows' blocks to the table decoder (fp8_table_blocks).
+      for (auto& c : codes) c = uint8_t(8 + g() % 0x77) | uint8_t(g() & 0x80);
+      for (std::size_t b = 0; b < codes.size(); b += 128 * 128)
+        for (int j = 0; j < 2; ++j) codes[b + g() % std::min<std::size_t>(codes.size() - b, 128 * 128)] = uint8_t(1 + g() % 7);
+    } else {
+      for (auto& c : codes) c = uint8_t(g() % 0x7E) | uint8_t(g() & 0x80);
+    }
     for (auto& c : scales) c = uint8_t(118 + g() % 8);
     for (auto& w : wb) w = float_to_bf16_bits(0.05f * d(g));
     if (s.dtype != "bf16") xq = quantize_rows(x.data(), s.tokens, s.k);
+    if (s.dtype == "fp8") {
+      w8 = Fp8Weight{codes.data(), scales.data(), s.n, s.k};
+      w8.table_blocks = fp8_table_blocks(w8);  // as the model's weights carry it
+    }
   }
   double weight_bytes() const { return double(codes.size() + scales.size() + 2 * wb.size()); }
   // One GEMM call on already quantised activations (act_quant is timed on its own).
   void run() {
     if (s.dtype == "fp8") {
-      gemm_fp8(xq, Fp8Weight{codes.data(), scales.data(), s.n, s.k}, y.data(), Numerics::Fast);
+      gemm_fp8(xq, w8, y.data(), Numerics::Fast);
     } else if (s.dtype == "fp4") {
       gemm_fp4(xq, Fp4Weight{codes.data(), scales.data(), s.n, s.k}, y.data(), Numerics::Fast);
     } else {

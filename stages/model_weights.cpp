@@ -41,11 +41,17 @@ struct Loader {
     }
     return m;
   }
-  Fp8Weight fp8(const std::string& p) const {
+  Fp8Weight fp8_view(const std::string& p) const {
     const auto& w = t(p + ".weight");
     const auto& s = t(p + ".scale");
     return {reinterpret_cast<const uint8_t*>(w.data.data()), reinterpret_cast<const uint8_t*>(s.data.data()),
             int(w.shape[0]), int(w.shape[1])};
+  }
+  // A weight the FP8 GEMM runs on, with its map of the blocks the fast decoder cannot take.
+  Fp8Weight fp8(const std::string& p) const {
+    Fp8Weight w = fp8_view(p);
+    w.table_blocks = fp8_table_blocks(w);
+    return w;
   }
   Fp4Weight fp4(const std::string& p) const {
     const auto& w = t(p + ".weight");
@@ -86,7 +92,7 @@ struct Loader {
     at.kv_norm = f32(a + "kv_norm.weight");
     // e4m3 value x power-of-two scale: exact in bf16, which the BF16 GEMM reads at half the bytes
     // of fp32.
-    const std::vector<float> wo_a = dequantize_fp8(fp8(a + "wo_a"));
+    const std::vector<float> wo_a = dequantize_fp8(fp8_view(a + "wo_a"));
     at.wo_a.resize(wo_a.size());
     for (std::size_t i = 0; i < wo_a.size(); ++i) at.wo_a[i] = float_to_bf16_bits(wo_a[i]);
     const int ratio = c.ratio(id);

@@ -3,6 +3,7 @@
 // Every output element is computed by one thread over the full K in a fixed order, so results
 // do not depend on M (batch composition) or the thread count.
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "kernels/cpu/numerics.h"
@@ -14,7 +15,19 @@ struct Fp8Weight {
   const uint8_t* codes = nullptr;
   const uint8_t* scales = nullptr;
   int n = 0, k = 0;
+  // Optional map from fp8_table_blocks(): bit `block * n + row` is set where that row's 128 codes
+  // of the block hold an e4m3 subnormal or NaN. The fast kernel decodes the other blocks with bit
+  // moves that such codes would defeat, and these with a table. Without a map every block takes
+  // the table (the same results, more instructions).
+  std::shared_ptr<const std::vector<uint64_t>> table_blocks;
+
+  Fp8Weight() = default;
+  Fp8Weight(const uint8_t* codes_, const uint8_t* scales_, int n_, int k_,
+            std::shared_ptr<const std::vector<uint64_t>> table_blocks_ = nullptr)
+      : codes(codes_), scales(scales_), n(n_), k(k_), table_blocks(std::move(table_blocks_)) {}
 };
+// The table_blocks map of w's codes (one threaded pass over them; for weights used many times).
+std::shared_ptr<const std::vector<uint64_t>> fp8_table_blocks(const Fp8Weight& w);
 
 // e2m1 weight [n, k], two codes per byte (low nibble = even column), UE8M0 scale per 32
 // inputs of a row ([n, k/32]).

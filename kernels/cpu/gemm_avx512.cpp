@@ -3,9 +3,10 @@
 //
 // Scheme (see docs/performance.md):
 // - Weights are read as stored and decoded in registers to bf16 words: e2m1 nibbles with one
-//   16-bit permute (vpermw), e4m3 bytes with two 128-entry byte permutes (vpermi2b, low and high
-//   byte of the bf16 pattern) plus the sign bit. Every e2m1 and e4m3 value is exact in bf16, and
-//   so is every act_quant'ed activation (an e4m3 value).
+//   16-bit permute (vpermw), e4m3 bytes by moving their bits into place (two GF(2) affine byte
+//   maps, gf2p8affineqb) or, for the rare blocks with subnormal or NaN codes, with two 128-entry
+//   byte permutes (vpermi2b). Every e2m1 and e4m3 value is exact in bf16, and so is every
+//   act_quant'ed activation (an e4m3 value).
 // - FP4 (e2m1, UE8M0 per 32): the 32-wide block dot is computed exactly. Activations enter as
 //   a = q * 2^9 (integers, |a| <= 448 * 512 = 229376) and weights as 2 * e2m1 (integers,
 //   |w| <= 12), so a product is an integer below 2^21.4. vdpbf16ps adds two products per fp32
@@ -41,7 +42,7 @@
 #include "kernels/cpu/threads.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
-#define FL_AVX512 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512bf16,avx512vbmi,fma")))
+#define FL_AVX512 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512bf16,avx512vbmi,gfni,fma")))
 #define FL_INLINE inline __attribute__((always_inline))
 
 namespace flashline::gemm_detail {
@@ -424,6 +425,22 @@ FL_AVX512 void fp4_token_rows(const uint32_t* const* wd, const float* const* sw,
 // 64 codes -> two bf16 vectors: unpacking the low/high bytes interleaves each 128-bit quarter
 // q, so the first vector holds inputs 16q..16q+7 and the second 16q+8..16q+15 (word 8q+t).
 // Activations are stored in that order, per 64-wide chunk: 32 "low" words then 32 "high" words.
+//
+// Two decoders give the same products up to a power of two:
+// - bit moves (most blocks): an e4m3 code s.eeee.mmm placed as the bf16 pattern s.0000eeee.mmm0000
+//   is the e4m3 value times 2^-120 for every normal code, so two GF(2) affine byte maps (the low
+//   and the high byte of the pattern) and the unpack decode 64 codes. An e4m3 subnormal would
+//   become a bf16 subnormal, which vdpbf16ps reads as zero, and NaN a finite value: blocks with
+//   those codes (fp8_table_blocks) take
+// - the table: the bf16 of the value times 2^-20, looked up per byte (normal for every code).
+// Activations enter as q * 2^119 (exact in bf16: |q| <= 448). A product is then q * w * 2^-1
+// (bit moves) or q * w * 2^99 (table), exact in fp32, and every partial sum stays a normal float
+// (multiples of 2^-19, magnitudes below 2^120): scaling by a power of two commutes with each
+// rounding, so the block sums are the unscaled order's sums times the same power of two. Table
+// rows are brought to 2^-1 (times 2^-100, exact), and the tree of 16 lanes is doubled (exact):
+// the bits of the unscaled computation.
+
+constexpr float kFp8ActScale = 0x1p119f, kFp8TableScale = 0x1p-20f, kFp8TableToMoves = 0x1p-100f;
 
 struct Fp8Tables {
   __m512i lo0, lo1, hi0, hi1;
@@ -433,7 +450,7 @@ const std::array<uint8_t, 256>& fp8_table_bytes() {
   static const std::array<uint8_t, 256> t = [] {
     std::array<uint8_t, 256> v{};
     for (int c = 0; c < 128; ++c) {
-      const uint16_t b = bf16_bits(e4m3_table()[c]);
+      const uint16_t b = bf16_bits(e4m3_table()[c] * kFp8TableScale);
       v[c] = uint8_t(b & 0xFF);
       v[128 + c] = uint8_t(b >> 8);
     }
@@ -448,11 +465,22 @@ FL_AVX512 FL_INLINE Fp8Tables fp8_tables() {
           _mm512_loadu_si512(t + 192)};
 }
 
-FL_AVX512 FL_INLINE void fp8_decode64(const uint8_t* c64, const Fp8Tables& t, __m512i* w) {
+FL_AVX512 FL_INLINE void fp8_decode64_table(const uint8_t* c64, const Fp8Tables& t, __m512i* w) {
   const __m512i c = _mm512_loadu_si512(c64);
   const __m512i lo = _mm512_permutex2var_epi8(t.lo0, c, t.lo1);
   __m512i hi = _mm512_permutex2var_epi8(t.hi0, c, t.hi1);
   hi = _mm512_ternarylogic_epi32(hi, c, _mm512_set1_epi8(char(0x80)), 0xF8);  // hi | (c & 0x80)
+  w[0] = _mm512_unpacklo_epi8(lo, hi);
+  w[1] = _mm512_unpackhi_epi8(lo, hi);
+}
+
+// gf2p8affineqb: output bit i is the parity of (input & byte 7 - i of the matrix). Low byte of the
+// pattern: e0 m2 m1 m0 0 0 0 0 (inputs 3..0 to outputs 7..4); high byte: s 0 0 0 0 e3 e2 e1
+// (input 7 to output 7, inputs 6..4 to outputs 2..0).
+FL_AVX512 FL_INLINE void fp8_decode64_moves(const uint8_t* c64, __m512i* w) {
+  const __m512i c = _mm512_loadu_si512(c64);
+  const __m512i lo = _mm512_gf2p8affine_epi64_epi8(c, _mm512_set1_epi64(0x0000000001020408LL), 0);
+  const __m512i hi = _mm512_gf2p8affine_epi64_epi8(c, _mm512_set1_epi64(0x1020400000000080LL), 0);
   w[0] = _mm512_unpacklo_epi8(lo, hi);
   w[1] = _mm512_unpackhi_epi8(lo, hi);
 }
@@ -465,8 +493,8 @@ std::vector<uint16_t> fp8_prepare(const QuantizedRows& x) {
     for (int c = 0; c < x.k; c += 64)
       for (int qq = 0; qq < 4; ++qq)
         for (int t = 0; t < 8; ++t) {
-          o[c + 8 * qq + t] = bf16_bits(q[c + 16 * qq + t]);
-          o[c + 32 + 8 * qq + t] = bf16_bits(q[c + 16 * qq + 8 + t]);
+          o[c + 8 * qq + t] = bf16_bits(q[c + 16 * qq + t] * kFp8ActScale);
+          o[c + 32 + 8 * qq + t] = bf16_bits(q[c + 16 * qq + 8 + t] * kFp8ActScale);
         }
   }
   return d;
@@ -488,6 +516,7 @@ FL_AVX512 void fp8_tile(const Fp8Weight& w, const QuantizedRows& xq, const uint1
   const Fp8Tables tb = fp8_tables();
   const int k = w.k, nb = k / 128;
   const uint8_t* ws = w.scales + std::size_t(n0 / 128) * nb;
+  const uint64_t* table_blocks = w.table_blocks ? w.table_blocks->data() : nullptr;
   const uint8_t* next = w.codes + std::size_t(n0 + T) * k;  // the next tile's rows, contiguous
   __m512 acc[NT];
   for (int t = 0; t < NT; ++t) acc[t] = _mm512_setzero_ps();
@@ -495,6 +524,12 @@ FL_AVX512 void fp8_tile(const Fp8Weight& w, const QuantizedRows& xq, const uint1
     __m512i x[NT][4];
     for (int t = 0; t < NT; ++t)
       for (int p = 0; p < 4; ++p) x[t][p] = _mm512_loadu_si512(xa_all + std::size_t(i0 + t) * k + b * 128 + 32 * p);
+    // Bit r: row n0 + r of this block takes the table decoder (all rows without a map).
+    uint32_t table_rows = 0xFFFF;
+    if (table_blocks) {
+      const std::size_t pos = std::size_t(b) * w.n + n0, i = pos / 64, sh = pos % 64;
+      table_rows = uint32_t((table_blocks[i] >> sh | (sh ? table_blocks[i + 1] << (64 - sh) : 0)) & 0xFFFF);
+    }
     __m512 p[NT][T];
     for (int r = 0; r < T; ++r) {
       if (r >= nr) {
@@ -504,15 +539,23 @@ FL_AVX512 void fp8_tile(const Fp8Weight& w, const QuantizedRows& xq, const uint1
       __m512i wv[4];
       const uint8_t* c = w.codes + std::size_t(n0 + r) * k + b * 128;
       prefetch_l2(next + (std::size_t(b) * T + r) * 128, 2);
-      fp8_decode64(c, tb, wv);
-      fp8_decode64(c + 64, tb, wv + 2);
+      if (!(table_rows >> r & 1)) {
+        fp8_decode64_moves(c, wv);
+        fp8_decode64_moves(c + 64, wv + 2);
 #pragma GCC unroll 8
-      for (int t = 0; t < NT; ++t) p[t][r] = fp8_block(wv, x[t]);
+        for (int t = 0; t < NT; ++t) p[t][r] = fp8_block(wv, x[t]);
+      } else {
+        fp8_decode64_table(c, tb, wv);
+        fp8_decode64_table(c + 64, tb, wv + 2);
+#pragma GCC unroll 8
+        for (int t = 0; t < NT; ++t) p[t][r] = _mm512_mul_ps(fp8_block(wv, x[t]), _mm512_set1_ps(kFp8TableToMoves));
+      }
     }
     const float sw = e8m0_decode(ws[b]);
     for (int t = 0; t < NT; ++t) {
       const float f = xq.s[std::size_t(i0 + t) * nb + b] * sw;
-      acc[t] = _mm512_add_ps(acc[t], _mm512_mul_ps(tree16(p[t]), _mm512_set1_ps(f)));
+      const __m512 part = tree16(p[t]);
+      acc[t] = _mm512_add_ps(acc[t], _mm512_mul_ps(_mm512_add_ps(part, part), _mm512_set1_ps(f)));
     }
   }
   for (int t = 0; t < NT; ++t) store_rows(y + std::size_t(i0 + t) * w.n + n0, nr, bf16_round16(acc[t]));

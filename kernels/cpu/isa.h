@@ -10,8 +10,8 @@ namespace flashline {
 
 enum class Isa { Portable = 0, Avx2 = 1, Avx512 = 2 };
 
-// Best level this CPU runs: Avx512 needs AVX-512 F/BW/DQ/VL with BF16 and VBMI, Avx2 needs AVX2
-// and FMA.
+// Best level this CPU runs: Avx512 needs AVX-512 F/BW/DQ/VL with BF16 and VBMI, and GFNI; Avx2
+// needs AVX2 and FMA.
 Isa detected_isa();
 // Level the kernels use now: the forced level clamped to detected_isa().
 Isa active_isa();

@@ -224,6 +224,70 @@ TEST(GemmFast, Fp8AdversarialWithinBound) {
   expect_fp8_within_bound(xq, {zeros.data(), scales.data(), n, k}, "zero weights");
 }
 
+// The AVX-512 kernel decodes blocks of normal e4m3 codes with bit moves (their values times
+// 2^-120, activations times 2^119) and blocks holding a subnormal or NaN code with a table
+// (fp8_table_blocks): the same products up to powers of two, so the same bits as the table alone.
+TEST(GemmFast, Fp8BitMovesEqualTableDecoder) {
+  Rng r;
+  for (auto [m, n, k] : {std::tuple{1, 37, 128}, {4, 50, 384}, {9, 130, 512}, {17, 16, 1024}}) {
+    std::vector<uint8_t> codes(std::size_t(n) * k);
+    for (auto& c : codes) {
+      const int kind = r.uniform(0, 9);
+      c = kind == 0 ? 0x7E : kind == 1 ? 0x00 : kind == 2 ? 0x08 : uint8_t(r.uniform(8, 0x7E));  // 448, 0, 2^-6
+      if (r.uniform(0, 1)) c |= 0x80;
+    }
+    const int nb = k / 128;
+    for (int row = 0; row < n; ++row)
+      for (int b = 0; b < nb; ++b)
+        if (r.uniform(0, 2) == 0) codes[std::size_t(row) * k + b * 128 + r.uniform(0, 127)] = uint8_t(r.uniform(1, 7) | (r.uniform(0, 1) << 7));
+    // Row 0 holds only zeros and subnormals: bit moves would read it as zero.
+    for (int i = 0; i < k; ++i) codes[i] = i % 3 ? uint8_t(r.uniform(1, 7) | (r.uniform(0, 1) << 7)) : 0;
+    // A NaN code must reach the table decoder too (bit moves would make it a finite value).
+    const bool with_nan = n >= 50;
+    if (with_nan) codes[std::size_t(n / 2) * k + 5] = 0x7F;
+    auto scales = r.bytes(std::size_t((n + 127) / 128) * nb, 110, 135);
+    Fp8Weight plain{codes.data(), scales.data(), n, k};
+    Fp8Weight mapped = plain;
+    mapped.table_blocks = fp8_table_blocks(plain);
+    // The map marks exactly the (block, row) pieces with a subnormal or NaN code.
+    int marked = 0;
+    for (int row = 0; row < n; ++row)
+      for (int b = 0; b < nb; ++b) {
+        bool special = false;
+        for (int i = 0; i < 128; ++i) {
+          const int v = codes[std::size_t(row) * k + b * 128 + i] & 0x7F;
+          special |= (v >= 1 && v <= 7) || v == 0x7F;
+        }
+        const std::size_t bit = std::size_t(b) * n + row;
+        const bool set = (*mapped.table_blocks)[bit / 64] >> (bit % 64) & 1;
+        EXPECT_EQ(set, special) << "row " << row << " block " << b;
+        marked += set;
+      }
+    ASSERT_GT(marked, 0);
+    ASSERT_LT(marked, n * nb);  // both decoders run
+    for (int kind = 0; kind < 2; ++kind) {
+      const auto x = kind ? adversarial_rows(r, m, k) : r.bf16_vector(std::size_t(m) * k, 3.0f);
+      const QuantizedRows xq = quantize_rows(x.data(), m, k);
+      const std::string what = std::string(kind ? "extreme" : "random") + " m=" + std::to_string(m) +
+                               " n=" + std::to_string(n) + " k=" + std::to_string(k);
+      for (Isa isa : isas()) {
+        IsaScope scope(isa);
+        std::vector<float> a(std::size_t(m) * n), b(a.size(), -1.0f);
+        gemm_fp8(xq, plain, a.data(), Numerics::Fast);
+        gemm_fp8(xq, mapped, b.data(), Numerics::Fast);
+        int differ = 0;
+        for (std::size_t i = 0; i < a.size(); ++i) differ += !same_bits(a[i], b[i]);
+        EXPECT_EQ(differ, 0) << what << " isa " << isa_name(isa);
+        // The AVX-512 table reads 0x7F as NaN (e4m3fn); the other paths decode arithmetically.
+        if (with_nan && isa == Isa::Avx512) {
+          for (int i = 0; i < m; ++i) EXPECT_TRUE(std::isnan(b[std::size_t(i) * n + n / 2])) << what << " NaN code";
+        }
+      }
+      if (!with_nan) expect_fp8_within_bound(xq, mapped, what + " (mapped)");
+    }
+  }
+}
+
 // --- BF16 weights: within the fp32 accumulation bound ------------------------------------
 
 TEST(GemmFast, Bf16WithinBound) {
