@@ -14,6 +14,7 @@ struct KernelBenchOptions {
   int reps = 20;
   double min_seconds = 0.5;
   bool json = false, no_roofline = false;
+  bool cold = false;  // each call reads its weights from memory (a copy not read since ~512 MB ago)
 };
 
 // Registers the options above on a command.

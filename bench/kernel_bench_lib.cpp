@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <fmt/format.h>
 #include <random>
@@ -48,11 +49,15 @@ struct Problem {
   Shape s;
   std::vector<float> x, y;
   std::vector<uint8_t> codes, scales;
-  Fp8Weight w8;
   std::vector<uint16_t> wb;
   QuantizedRows xq;
 
-  explicit Problem(const Shape& shape) : s(shape) {
+  // Copies of the weights the calls cycle through (--cold): the copy a call reads was last read
+  // some 512 MB of weights earlier, so it comes from memory, as a decode step's weights do.
+  int copies = 1, next = 0;
+  std::vector<Fp8Weight> w8s;
+
+  explicit Problem(const Shape& shape, bool cold) : s(shape) {
     std::mt19937 g(7);
     std::normal_distribution<float> d;
     x.resize(std::size_t(s.tokens) * s.k);
@@ -80,26 +85,46 @@ struct Problem {
     for (auto& c : scales) c = uint8_t(118 + g() % 8);
     for (auto& w : wb) w = float_to_bf16_bits(0.05f * d(g));
     if (s.dtype != "bf16") xq = quantize_rows(x.data(), s.tokens, s.k);
+    const double bytes = weight_bytes();
+    if (cold) {
+      copies = int(std::max(2.0, std::ceil(512e6 / bytes)));
+      replicate(codes);
+      replicate(scales);
+      replicate(wb);
+    }
     if (s.dtype == "fp8") {
-      w8 = Fp8Weight{codes.data(), scales.data(), s.n, s.k};
-      w8.table_blocks = fp8_table_blocks(w8);  // as the model's weights carry it
+      const Fp8Weight w8{codes.data(), scales.data(), s.n, s.k};
+      const auto map = fp8_table_blocks(w8);  // as the model's weights carry it (the copies share it)
+      for (int c = 0; c < copies; ++c)
+        w8s.emplace_back(codes.data() + c * codes.size() / copies, scales.data() + c * scales.size() / copies, s.n, s.k,
+                         map);
     }
   }
-  double weight_bytes() const { return double(codes.size() + scales.size() + 2 * wb.size()); }
+  template <typename T>
+  void replicate(std::vector<T>& v) {
+    const std::size_t n = v.size();
+    v.resize(n * copies);
+    for (int c = 1; c < copies; ++c) std::copy_n(v.begin(), n, v.begin() + c * n);
+  }
+  // Bytes of one copy.
+  double weight_bytes() const { return double(codes.size() + scales.size() + 2 * wb.size()) / copies; }
   // One GEMM call on already quantised activations (act_quant is timed on its own).
   void run() {
+    const int c = next;
+    next = (next + 1) % copies;
     if (s.dtype == "fp8") {
-      gemm_fp8(xq, w8, y.data(), Numerics::Fast);
+      gemm_fp8(xq, w8s[c], y.data(), Numerics::Fast);
     } else if (s.dtype == "fp4") {
-      gemm_fp4(xq, Fp4Weight{codes.data(), scales.data(), s.n, s.k}, y.data(), Numerics::Fast);
+      const std::size_t cs = codes.size() / copies, ss = scales.size() / copies;
+      gemm_fp4(xq, Fp4Weight{codes.data() + c * cs, scales.data() + c * ss, s.n, s.k}, y.data(), Numerics::Fast);
     } else {
-      gemm_f32(x.data(), s.tokens, s.k, wb.data(), s.n, y.data(), Numerics::Fast);
+      gemm_f32(x.data(), s.tokens, s.k, wb.data() + c * (wb.size() / copies), s.n, y.data(), Numerics::Fast);
     }
   }
 };
 
-Result measure(const Shape& s, int reps, double min_seconds) {
-  Problem p(s);
+Result measure(const Shape& s, int reps, double min_seconds, bool cold) {
+  Problem p(s, cold);
   p.run();  // warm-up (page faults, first-touch)
   std::vector<double> wall, cpu;
   const double start = now_s();
@@ -209,6 +234,9 @@ void add_kernel_bench_options(CLI::App& app, KernelBenchOptions& o) {
   app.add_option("--min-seconds", o.min_seconds, "minimum timed seconds per shape")->capture_default_str();
   app.add_flag("--json", o.json, "one JSON object per line");
   app.add_flag("--no-roofline", o.no_roofline, "skip the bandwidth and FMA peak measurements");
+  app.add_flag("--cold", o.cold,
+               "weights from memory: calls cycle through copies of the weights filling 512 MB (default: one "
+               "copy, which stays in cache when it fits)");
 }
 
 void run_kernel_bench(const KernelBenchOptions& o) {
@@ -244,7 +272,7 @@ void run_kernel_bench(const KernelBenchOptions& o) {
                 "cpu us", "GB/s", "%bw", "GFLOP/s", "%peak", "quant us");
   }
   for (const Shape& s : shapes) {
-    const Result r = measure(s, o.reps, o.min_seconds);
+    const Result r = measure(s, o.reps, o.min_seconds, o.cold);
     const double gbs = r.weight_bytes / (r.us * 1e-6) / 1e9, gflops = r.flops / (r.us * 1e-6) / 1e9;
     if (o.json) {
       std::printf("%s\n", fmt::format(R"({{"shape":"{}","dtype":"{}","out_features":{},"in_features":{},"tokens":{},)"
