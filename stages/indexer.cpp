@@ -1,5 +1,6 @@
 #include "stages/indexer.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -50,31 +51,43 @@ IndexerResult run_indexer(const IndexerWeights& w, int layer_id, const float* x,
   res.scores.assign(std::size_t(S) * T, 0.0f);
   res.blocks.assign(std::size_t(S) * res.k, -1);
   const float neg_inf = -std::numeric_limits<float>::infinity();
+  // Keys and scores go in chunks of entries spread over the threads: a decode step has one
+  // query, and its scores over a long context's keys are the work (each score is computed on its
+  // own, so the split changes no bit).
+  constexpr int kChunk = 64;
+  const int chunks = (T + kChunk - 1) / kChunk;
   std::vector<float> keys(std::size_t(T) * Id);
-  st.index_keys.get_all(keys.data());
+#pragma omp parallel for num_threads(kernel_threads(chunks)) schedule(static)
+  for (int ch = 0; ch < chunks; ++ch)
+    for (int t = ch * kChunk; t < std::min(T, (ch + 1) * kChunk); ++t) st.index_keys.get(t, &keys[std::size_t(t) * Id]);
+  const bool packed_heads = num == Numerics::Fast && IH % 8 == 0 && head_scores8_available();
+#pragma omp parallel for collapse(2) num_threads(kernel_threads(S * chunks)) schedule(static)
+  for (int s = 0; s < S; ++s)
+    for (int ch = 0; ch < chunks; ++ch) {
+      // Blocks completed up to this query's position. A decode step sees every completed block;
+      // inside a chunk of tokens, blocks completed by later tokens are masked, so each query
+      // scores exactly what it would have scored had the tokens come one at a time.
+      const int visible = (start_pos + s + 1) / ratio;
+      const float* qs = &q[std::size_t(s) * IH * Id];
+      // Fast mode on AVX-512: the scores of 8 heads at a time, dot() bit for bit.
+      std::vector<PackedHeads8> packed;
+      if (packed_heads)
+        for (int h0 = 0; h0 < IH; h0 += 8) packed.push_back(pack_heads8(qs + std::size_t(h0) * Id, Id));
+      std::vector<float> d(IH), terms(IH);
+      for (int t = ch * kChunk; t < std::min(T, (ch + 1) * kChunk); ++t) {
+        const float* key = &keys[std::size_t(t) * Id];
+        if (!packed.empty())
+          for (std::size_t g = 0; g < packed.size(); ++g) head_scores8(packed[g], key, &d[8 * g]);
+        else
+          for (int h = 0; h < IH; ++h) d[h] = dot(qs + std::size_t(h) * Id, key, Id, num);
+        for (int h = 0; h < IH; ++h)
+          terms[h] = bf16_round(std::max(bf16_round(d[h]), 0.0f) * hw[std::size_t(s) * IH + h]);
+        res.scores[std::size_t(s) * T + t] = t < visible ? bf16_round(sum(terms.data(), IH, num)) : neg_inf;
+      }
+    }
 #pragma omp parallel for num_threads(kernel_threads(S)) schedule(static)
   for (int s = 0; s < S; ++s) {
-    std::vector<float> terms(IH);
-    // Blocks completed up to this query's position. A decode step sees every completed block;
-    // inside a chunk, blocks completed by later tokens of the chunk are masked, so each query
-    // scores exactly what it would have scored had the tokens come one at a time.
     const int visible = (start_pos + s + 1) / ratio;
-    const float* qs = &q[std::size_t(s) * IH * Id];
-    // Fast mode on AVX-512: the scores of 8 heads at a time, dot() bit for bit.
-    std::vector<PackedHeads8> packed;
-    if (num == Numerics::Fast && IH % 8 == 0 && head_scores8_available())
-      for (int h0 = 0; h0 < IH; h0 += 8) packed.push_back(pack_heads8(qs + std::size_t(h0) * Id, Id));
-    std::vector<float> d(IH);
-    for (int t = 0; t < T; ++t) {
-      const float* key = &keys[std::size_t(t) * Id];
-      if (!packed.empty())
-        for (std::size_t g = 0; g < packed.size(); ++g) head_scores8(packed[g], key, &d[8 * g]);
-      else
-        for (int h = 0; h < IH; ++h) d[h] = dot(qs + std::size_t(h) * Id, key, Id, num);
-      for (int h = 0; h < IH; ++h)
-        terms[h] = bf16_round(std::max(bf16_round(d[h]), 0.0f) * hw[std::size_t(s) * IH + h]);
-      res.scores[std::size_t(s) * T + t] = t < visible ? bf16_round(sum(terms.data(), IH, num)) : neg_inf;
-    }
     auto top = topk_desc(&res.scores[std::size_t(s) * T], T, res.k);
     for (int j = 0; j < res.k; ++j) res.blocks[std::size_t(s) * res.k + j] = top[j] < visible ? top[j] : -1;
   }
