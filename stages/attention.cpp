@@ -1,5 +1,6 @@
 #include "stages/attention.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "kernels/cpu/gemm.h"
@@ -93,18 +94,24 @@ void attend_request(const BlockWeights& bw, const SequenceSlice& seq, const floa
       st.compressed.append(&entries[r * hd], (st.compressed.size() + 1) * ratio - 1);
   }
   // Only the compressed entries some query selects are read, renumbered in order of first use
-  // (the lists keep their order, so results do not change).
-  std::vector<int32_t> compact_of(st.compressed.size(), -1);
-  std::vector<float> compact;
+  // (the lists keep their order, so results do not change). They are decoded in chunks over the
+  // threads: a ratio-128 layer's decode step reads every entry of the context.
+  std::vector<int32_t> compact_of(st.compressed.size(), -1), used;
   for (auto& v : cidx) {
     if (v < 0) continue;
     if (compact_of[v] < 0) {
-      compact_of[v] = int32_t(compact.size() / hd);
-      compact.resize(compact.size() + hd);
-      st.compressed.get(v, &compact[compact.size() - hd]);
+      compact_of[v] = int32_t(used.size());
+      used.push_back(v);
     }
     v = compact_of[v] + n_local;
   }
+  std::vector<float> compact(used.size() * hd);
+  constexpr int kChunk = 64;
+  const int chunks = int((used.size() + kChunk - 1) / kChunk);
+#pragma omp parallel for num_threads(kernel_threads(chunks)) schedule(static)
+  for (int ch = 0; ch < chunks; ++ch)
+    for (std::size_t i = std::size_t(ch) * kChunk; i < std::min(used.size(), std::size_t(ch + 1) * kChunk); ++i)
+      st.compressed.get(used[i], &compact[i * hd]);
 
   const int T = win + clen;
   std::vector<int32_t> idx(std::size_t(S) * T);
