@@ -152,7 +152,26 @@ struct Fp4Act {
   std::vector<uint8_t> chain;  // [m][nchunk] 1: one fp32 chain per lane stays exact (fp4_chunk_dot)
 };
 
-Fp4Act fp4_prepare(const QuantizedRows& x) {
+// Whether every lane L of a 128-wide chunk may chain its 8 products (fp4_chain_exact over inputs
+// 8L..8L+7). The sums of |q| are exact in fp32 in any order (e4m3 values are multiples of 2^-9
+// below 2^9, and 8 of them stay below 2^12), so each lane's 8 values are added by three
+// permute-and-add steps, and 12 * 512 * sum < 2^24 is tested on the exact sum (the product is
+// exact too: at most 23 significant bits).
+FL_AVX512 bool fp4_chunk_chains(const float* q) {
+  const __m512 scale = _mm512_set1_ps(12.0f * 512.0f), limit = _mm512_set1_ps(0x1p24f);
+  const __m512i swap_octets = _mm512_setr_epi32(4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
+  __mmask16 ok = 0xFFFF;
+  for (int v = 0; v < 8; ++v) {  // lanes 2v and 2v + 1
+    __m512 a = _mm512_abs_ps(_mm512_loadu_ps(q + 16 * v));
+    a = _mm512_add_ps(a, _mm512_permute_ps(a, 0xB1));  // pairs
+    a = _mm512_add_ps(a, _mm512_permute_ps(a, 0x4E));  // quads
+    a = _mm512_add_ps(a, _mm512_permutexvar_ps(swap_octets, a));  // the lane's 8
+    ok &= _mm512_cmp_ps_mask(_mm512_mul_ps(a, scale), limit, _CMP_LT_OQ);
+  }
+  return ok == 0xFFFF;
+}
+
+FL_AVX512 Fp4Act fp4_prepare(const QuantizedRows& x) {
   Fp4Act a;
   a.k = x.k;
   a.nchunk = x.k / 128;
@@ -171,15 +190,7 @@ Fp4Act fp4_prepare(const QuantizedRows& x) {
     for (int b = 0; b < nb; ++b)
       s[(b / 16) * 16 + fp4_lane_of_block(b % 16)] = x.s[std::size_t(i) * a.nchunk + b / 4] * 0x1p-10f;
     // Lane L of a chunk's dot products takes inputs 8L..8L+7 (two words of each plane).
-    for (int c = 0; c < a.nchunk; ++c) {
-      bool ok = true;
-      for (int l = 0; l < 16 && ok; ++l) {
-        double sum = 0;
-        for (int t = 0; t < 8; ++t) sum += std::abs(double(q[c * 128 + 8 * l + t]));
-        ok = fp4_chain_exact(sum);
-      }
-      a.chain[std::size_t(i) * a.nchunk + c] = ok;
-    }
+    for (int c = 0; c < a.nchunk; ++c) a.chain[std::size_t(i) * a.nchunk + c] = fp4_chunk_chains(q + c * 128);
   }
   return a;
 }

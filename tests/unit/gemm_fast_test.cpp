@@ -157,6 +157,40 @@ TEST(GemmFast, Fp4TokenChainBound) {
   }
 }
 
+// The row-lane kernel's chains of 8 products (lane L of a chunk: inputs 8L..8L+7) at the edge
+// of their bound: lane 0 adds 7 products of 448 * 6 (past 2^24) and one of 2^-9 * 0.5, which as
+// integers is odd and would be lost to rounding if it came last in one chain; lane 1 cancels the
+// big terms, so the loss would reach the output. Rows put the small product at each of lane 0's
+// inputs, whichever comes last in the instruction's order. Checked: allowing the chain up to 2^26
+// makes it fail.
+TEST(GemmFast, Fp4RowChainBound) {
+  const int m = 1, n = 8, k = 128;
+  std::vector<float> x(k, 0.0f);
+  for (int t = 0; t < 16; ++t) x[t] = 448.0f;
+  x[11] = 0.0f;  // lane 1: 7 big products
+  Fp4Case c{std::vector<uint8_t>(std::size_t(n) * k / 2, 0), std::vector<uint8_t>(std::size_t(n) * k / 32, 127), n, k};
+  for (int row = 0; row < n; ++row) {
+    std::vector<uint8_t> code(k, 0);
+    for (int t = 0; t < 8; ++t) code[t] = t == row ? 0x1 : 0x7;  // +0.5 where the small product is, else +6
+    for (int t = 8; t < 16; ++t) code[t] = 0xF;                    // -6
+    for (int p = 0; p < k / 2; ++p) c.codes[std::size_t(row) * k / 2 + p] = uint8_t(code[2 * p] | code[2 * p + 1] << 4);
+  }
+  for (int row = 0; row < n; ++row) {
+    std::vector<float> xr = x;
+    xr[row] = 0x1p-9f;  // the small activation meets the 0.5 weight of row `row` only in row `row`
+    const QuantizedRows xq = quantize_rows(xr.data(), m, k);
+    std::vector<float> ye(n), yf(n);
+    gemm_fp4(xq, c.w(), ye.data(), Numerics::Exact);
+    for (Isa isa : isas()) {
+      IsaScope scope(isa);
+      gemm_fp4(xq, c.w(), yf.data(), Numerics::Fast);
+      EXPECT_TRUE(same_bits(ye[row], yf[row])) << "small product at input " << row << ", isa " << isa_name(isa)
+                                               << ": exact " << ye[row] << " fast " << yf[row];
+    }
+    EXPECT_NE(ye[row], 0.0f);  // the small product is what remains
+  }
+}
+
 TEST(GemmFast, Fp4NonFiniteRowsMatchExact) {
   Rng r;
   const int m = 3, n = 20, k = 256;
