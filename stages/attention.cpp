@@ -94,8 +94,7 @@ void attend_request(const BlockWeights& bw, const SequenceSlice& seq, const floa
       st.compressed.append(&entries[r * hd], (st.compressed.size() + 1) * ratio - 1);
   }
   // Only the compressed entries some query selects are read, renumbered in order of first use
-  // (the lists keep their order, so results do not change). They are decoded in chunks over the
-  // threads: a ratio-128 layer's decode step reads every entry of the context.
+  // (the lists keep their order, so results do not change).
   std::vector<int32_t> compact_of(st.compressed.size(), -1), used;
   for (auto& v : cidx) {
     if (v < 0) continue;
@@ -106,12 +105,7 @@ void attend_request(const BlockWeights& bw, const SequenceSlice& seq, const floa
     v = compact_of[v] + n_local;
   }
   std::vector<float> compact(used.size() * hd);
-  constexpr int kChunk = 64;
-  const int chunks = int((used.size() + kChunk - 1) / kChunk);
-#pragma omp parallel for num_threads(kernel_threads(chunks)) schedule(static)
-  for (int ch = 0; ch < chunks; ++ch)
-    for (std::size_t i = std::size_t(ch) * kChunk; i < std::min(used.size(), std::size_t(ch + 1) * kChunk); ++i)
-      st.compressed.get(used[i], &compact[i * hd]);
+  st.compressed.get_rows(used, compact.data());
 
   const int T = win + clen;
   std::vector<int32_t> idx(std::size_t(S) * T);

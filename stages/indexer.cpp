@@ -51,15 +51,13 @@ IndexerResult run_indexer(const IndexerWeights& w, int layer_id, const float* x,
   res.scores.assign(std::size_t(S) * T, 0.0f);
   res.blocks.assign(std::size_t(S) * res.k, -1);
   const float neg_inf = -std::numeric_limits<float>::infinity();
-  // Keys and scores go in chunks of entries spread over the threads: a decode step has one
-  // query, and its scores over a long context's keys are the work (each score is computed on its
-  // own, so the split changes no bit).
+  std::vector<float> keys(std::size_t(T) * Id);
+  st.index_keys.get_all(keys.data());
+  // Scores go in chunks of entries spread over the threads: a decode step has one query, and its
+  // scores over a long context's keys are the work (each score is computed on its own, so the
+  // split changes no bit).
   constexpr int kChunk = 64;
   const int chunks = (T + kChunk - 1) / kChunk;
-  std::vector<float> keys(std::size_t(T) * Id);
-#pragma omp parallel for num_threads(kernel_threads(chunks)) schedule(static)
-  for (int ch = 0; ch < chunks; ++ch)
-    for (int t = ch * kChunk; t < std::min(T, (ch + 1) * kChunk); ++t) st.index_keys.get(t, &keys[std::size_t(t) * Id]);
   const bool packed_heads = num == Numerics::Fast && IH % 8 == 0 && head_scores8_available();
 #pragma omp parallel for collapse(2) num_threads(kernel_threads(S * chunks)) schedule(static)
   for (int s = 0; s < S; ++s)

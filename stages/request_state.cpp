@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "base/input_error.h"
+#include "kernels/cpu/threads.h"
 
 namespace flashline {
 
@@ -94,9 +95,27 @@ void KvRows::close_journal() {
   undo_.clear();
 }
 
+namespace {
+// f(i) for i in [0, n), in chunks of 64 over the threads. Decoding rows is the work of reading a
+// long context: a decode step's indexer reads every key, a ratio-128 layer every compressed
+// entry, for one query.
+template <class F>
+void for_row_chunks(int n, F&& f) {
+  constexpr int kChunk = 64;
+  const int chunks = (n + kChunk - 1) / kChunk;
+#pragma omp parallel for num_threads(kernel_threads(chunks)) schedule(static)
+  for (int c = 0; c < chunks; ++c)
+    for (int i = c * kChunk; i < std::min(n, (c + 1) * kChunk); ++i) f(i);
+}
+}  // namespace
+
 void KvRows::get_all(float* out) const {
   if (!paged_) return void(std::copy(plain_.begin(), plain_.end(), out));
-  for (int i = 0; i < rows_.size(); ++i) rows_.get(i, out + std::size_t(i) * cols_);
+  for_row_chunks(rows_.size(), [&](int i) { rows_.get(i, out + std::size_t(i) * cols_); });
+}
+
+void KvRows::get_rows(const std::vector<int32_t>& ids, float* out) const {
+  for_row_chunks(int(ids.size()), [&](int i) { get(ids[i], out + std::size_t(i) * cols_); });
 }
 
 void KvRows::fill(int n, float value) {

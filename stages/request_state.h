@@ -4,6 +4,7 @@
 // state (including the ratio-4 overlap half). Every part is a table of fixed-width rows
 // (KvRows) held either in plain memory or in pages of the rank's KV pool (KvStorage), in the
 // bytes the numerics allow; the layers see rows of floats either way, bit for bit the same.
+#include <cstdint>
 #include <memory>
 #include <vector>
 
@@ -40,6 +41,7 @@ class KvRows {
   void set(int i, const float* row, int pos = -1);
   void append(const float* row, int pos = -1);
   void get_all(float* out) const;  // rows [0, size()) into out ([size(), cols])
+  void get_rows(const std::vector<int32_t>& ids, float* out) const;  // rows ids[i] into out ([ids.size(), cols])
   void fill(int n, float value);   // appends n rows of `value`
   void truncate(int n);
   int pages() const { return paged_ ? rows_.pages() : 0; }
