@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <limits>
 
 #include "kernels/cpu/block_dot.h"
 #include "kernels/cpu/gemm_kernels.h"
@@ -16,12 +15,8 @@ namespace flashline {
 namespace {
 
 // Float bits of a code placed so its exponent and mantissa land in the fp32 fields, times the
-// power of two that re-biases the exponent: exact for every e4m3 / e2m1 value, subnormals
-// included, and vectorisable (no table lookups). e4m3fn has no infinities: 0x7F / 0xFF are NaN.
-inline float e4m3_value(uint8_t c) {
-  const float v = bits_to_float((uint32_t(c & 0x7F) << 20) | (uint32_t(c & 0x80) << 24)) * 0x1p120f;
-  return (c & 0x7F) == 0x7F ? std::numeric_limits<float>::quiet_NaN() : v;
-}
+// power of two that re-biases the exponent: exact for every e2m1 value and vectorisable (no table
+// lookups), as e4m3_value (numerics.h).
 inline float e2m1_value(uint32_t nibble) {
   return bits_to_float(((nibble & 7u) << 22) | ((nibble & 8u) << 28)) * 0x1p126f;
 }

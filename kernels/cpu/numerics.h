@@ -42,6 +42,13 @@ void bf16_round_inplace(std::span<float> x);
 
 // e4m3fn code -> value (0x7F / 0xFF are NaN).
 const float* e4m3_table();
+// The same without a table, for the kernels' vector loops: the code's bits placed in the fp32
+// exponent and mantissa fields, times the power of two that re-biases the exponent (exact for
+// every value, subnormals included); e4m3fn has no infinities, so 0x7F / 0xFF are NaN.
+inline float e4m3_value(uint32_t c) {
+  const float v = bits_to_float(((c & 0x7Fu) << 20) | ((c & 0x80u) << 24)) * 0x1p120f;
+  return (c & 0x7Fu) == 0x7Fu ? bits_to_float(0x7FC00000u) : v;
+}
 // e2m1 code (4 bits) -> value: 0, .5, 1, 1.5, 2, 3, 4, 6 and their negatives.
 extern const float kE2M1Table[16];
 // UE8M0 byte e -> 2^(e-127) (0xFF is NaN), built from the bits: exponent field e, or the
