@@ -145,11 +145,12 @@ FL_INLINE int fp4_lane_of_block(int b) { return 4 * (b & 3) + (b >> 2); }
 // (6 * 448 * 2^9 * 12 < 2^24); longer chains where the activations allow.
 bool fp4_chain_exact(double sum_q) { return 12.0 * 512.0 * sum_q < 0x1p24; }
 
+// Activation rows row0 .. m - 1 of a QuantizedRows (indices below are relative to row0).
 struct Fp4Act {
-  int k = 0, nchunk = 0, ngroup = 0;
-  std::vector<uint16_t> x;  // [m][k] bf16 of q * 2^9, plane order
-  std::vector<float> sxs;   // [m][ngroup][16] s_x * 2^-10 in lane order (0 for missing blocks)
-  std::vector<uint8_t> chain;  // [m][nchunk] 1: one fp32 chain per lane stays exact (fp4_chunk_dot)
+  int row0 = 0, k = 0, nchunk = 0, ngroup = 0;
+  std::vector<uint16_t> x;  // [m - row0][k] bf16 of q * 2^9, plane order
+  std::vector<float> sxs;   // [m - row0][ngroup][16] s_x * 2^-10 in lane order (0 for missing blocks)
+  std::vector<uint8_t> chain;  // [m - row0][nchunk] 1: one fp32 chain per lane stays exact (fp4_chunk_dot)
 };
 
 // Whether every lane L of a 128-wide chunk may chain its 8 products (fp4_chain_exact over inputs
@@ -171,26 +172,29 @@ FL_AVX512 bool fp4_chunk_chains(const float* q) {
   return ok == 0xFFFF;
 }
 
-FL_AVX512 Fp4Act fp4_prepare(const QuantizedRows& x) {
+// Rows row0 .. x.m - 1 (the rows before go to the token kernel).
+FL_AVX512 Fp4Act fp4_prepare(const QuantizedRows& x, int row0) {
   Fp4Act a;
+  a.row0 = row0;
   a.k = x.k;
   a.nchunk = x.k / 128;
   a.ngroup = (a.nchunk + 3) / 4;
-  a.x.resize(std::size_t(x.m) * x.k);
-  a.sxs.assign(std::size_t(x.m) * a.ngroup * 16, 0.0f);
-  a.chain.assign(std::size_t(x.m) * a.nchunk, 0);
+  const std::size_t m = std::size_t(x.m - row0);
+  a.x.resize(m * x.k);
+  a.sxs.assign(m * a.ngroup * 16, 0.0f);
+  a.chain.assign(m * a.nchunk, 0);
   const int nb = x.k / 32;
-  for (int i = 0; i < x.m; ++i) {
-    const float* q = x.q.data() + std::size_t(i) * x.k;
-    uint16_t* d = a.x.data() + std::size_t(i) * x.k;
+  for (std::size_t i = 0; i < m; ++i) {
+    const float* q = x.q.data() + (row0 + i) * x.k;
+    uint16_t* d = a.x.data() + i * x.k;
     for (int c = 0; c < a.nchunk; ++c)
       for (int r = 0; r < 4; ++r)
         for (int j = 0; j < 32; ++j) d[c * 128 + r * 32 + j] = bf16_bits(q[c * 128 + 4 * j + r] * 512.0f);
-    float* s = a.sxs.data() + std::size_t(i) * a.ngroup * 16;
+    float* s = a.sxs.data() + i * a.ngroup * 16;
     for (int b = 0; b < nb; ++b)
-      s[(b / 16) * 16 + fp4_lane_of_block(b % 16)] = x.s[std::size_t(i) * a.nchunk + b / 4] * 0x1p-10f;
+      s[(b / 16) * 16 + fp4_lane_of_block(b % 16)] = x.s[(row0 + i) * a.nchunk + b / 4] * 0x1p-10f;
     // Lane L of a chunk's dot products takes inputs 8L..8L+7 (two words of each plane).
-    for (int c = 0; c < a.nchunk; ++c) a.chain[std::size_t(i) * a.nchunk + c] = fp4_chunk_chains(q + c * 128);
+    for (int c = 0; c < a.nchunk; ++c) a.chain[i * a.nchunk + c] = fp4_chunk_chains(q + c * 128);
   }
   return a;
 }
@@ -284,7 +288,7 @@ FL_AVX512 void fp4_tile(const Fp4Weight& w, const Fp4Act& a, int i0, int n0, int
     const uint16_t* xa[NT];
     const uint8_t* chain[NT];
     for (int t = 0; t < NT; ++t) {
-      const std::size_t i = std::size_t(i0 + t);
+      const std::size_t i = std::size_t(i0 + t - a.row0);
       sxs[t] = _mm512_loadu_ps(a.sxs.data() + (i * a.ngroup + g) * 16);
       xa[t] = a.x.data() + i * k + g * 512;
       chain[t] = a.chain.data() + i * a.nchunk + 4 * g;
@@ -621,7 +625,7 @@ void fp4_token_lanes(const QuantizedRows& x, int mt, const Fp4Weight& w, float* 
 // Tokens i0 .. x.m - 1, row-lane: up to 4 tokens share each decoded chunk, more take several
 // passes over the rows.
 void fp4_row_lanes(const QuantizedRows& x, int i0, const Fp4Weight& w, float* y) {
-  const Fp4Act a = fp4_prepare(x);
+  const Fp4Act a = fp4_prepare(x, i0);
   const int lead = lead_tiles(w.k / 2);
   for_each_tile(w.n, [&](int n0, int nr) {
     for (int i = i0; i < x.m; i += 4) {
