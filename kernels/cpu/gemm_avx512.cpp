@@ -143,7 +143,8 @@ FL_INLINE int fp4_lane_of_block(int b) { return 4 * (b & 3) + (b >> 2); }
 // exactly, in any order: a = q * 2^9 and |w| <= 12 are integers, so every partial sum is an
 // integer of at most 12 * sum|a|, which fp32 holds exactly below 2^24. Six products always fit
 // (6 * 448 * 2^9 * 12 < 2^24); longer chains where the activations allow.
-bool fp4_chain_exact(double sum_q) { return 12.0 * 512.0 * sum_q < 0x1p24; }
+constexpr float kFp4ChainScale = 12.0f * 512.0f, kFp4ChainLimit = 0x1p24f;
+bool fp4_chain_exact(double sum_q) { return kFp4ChainScale * sum_q < kFp4ChainLimit; }
 
 // Activation rows row0 .. m - 1 of a QuantizedRows (indices below are relative to row0).
 struct Fp4Act {
@@ -159,7 +160,7 @@ struct Fp4Act {
 // permute-and-add steps, and 12 * 512 * sum < 2^24 is tested on the exact sum (the product is
 // exact too: at most 23 significant bits).
 FL_AVX512 bool fp4_chunk_chains(const float* q) {
-  const __m512 scale = _mm512_set1_ps(12.0f * 512.0f), limit = _mm512_set1_ps(0x1p24f);
+  const __m512 scale = _mm512_set1_ps(kFp4ChainScale), limit = _mm512_set1_ps(kFp4ChainLimit);
   const __m512i swap_octets = _mm512_setr_epi32(4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
   __mmask16 ok = 0xFFFF;
   for (int v = 0; v < 8; ++v) {  // lanes 2v and 2v + 1
