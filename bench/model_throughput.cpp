@@ -9,6 +9,7 @@
 #include <set>
 
 #include "bench/kernel_bench.h"
+#include "bench/latency_stats.h"
 #include "bench/memory_bandwidth.h"
 #include "comms/expert_exchange.h"
 #include "model/release_layout.h"
@@ -68,10 +69,9 @@ double weight_flops_per_token(const ModelConfig& c) {
 struct Spread {
   double median, min, max;
 };
-Spread spread(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const std::size_t n = v.size();
-  return {n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2, v.front(), v.back()};
+Spread spread(const std::vector<double>& v) {
+  const auto [lo, hi] = std::minmax_element(v.begin(), v.end());
+  return {percentile(v, 50), *lo, *hi};
 }
 
 int run(int argc, char** argv) {
