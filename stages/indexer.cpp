@@ -58,7 +58,14 @@ IndexerResult run_indexer(const IndexerWeights& w, int layer_id, const float* x,
   // split changes no bit).
   constexpr int kChunk = 64;
   const int chunks = (T + kChunk - 1) / kChunk;
-  const bool packed_heads = num == Numerics::Fast && IH % 8 == 0 && head_scores8_available();
+  // Fast mode on AVX-512: the scores of 8 heads at a time, dot() bit for bit; each query's heads
+  // are packed once, for all its chunks.
+  const int groups8 = num == Numerics::Fast && IH % 8 == 0 && head_scores8_available() ? IH / 8 : 0;
+  std::vector<PackedHeads8> packed(std::size_t(S) * groups8);
+#pragma omp parallel for num_threads(kernel_threads(S)) schedule(static)
+  for (int s = 0; s < S; ++s)
+    for (int g = 0; g < groups8; ++g)
+      packed[std::size_t(s) * groups8 + g] = pack_heads8(&q[(std::size_t(s) * IH + 8 * g) * Id], Id);
 #pragma omp parallel for collapse(2) num_threads(kernel_threads(S * chunks)) schedule(static)
   for (int s = 0; s < S; ++s)
     for (int ch = 0; ch < chunks; ++ch) {
@@ -67,15 +74,12 @@ IndexerResult run_indexer(const IndexerWeights& w, int layer_id, const float* x,
       // scores exactly what it would have scored had the tokens come one at a time.
       const int visible = (start_pos + s + 1) / ratio;
       const float* qs = &q[std::size_t(s) * IH * Id];
-      // Fast mode on AVX-512: the scores of 8 heads at a time, dot() bit for bit.
-      std::vector<PackedHeads8> packed;
-      if (packed_heads)
-        for (int h0 = 0; h0 < IH; h0 += 8) packed.push_back(pack_heads8(qs + std::size_t(h0) * Id, Id));
+      const PackedHeads8* qp = packed.data() + std::size_t(s) * groups8;
       std::vector<float> d(IH), terms(IH);
       for (int t = ch * kChunk; t < std::min(T, (ch + 1) * kChunk); ++t) {
         const float* key = &keys[std::size_t(t) * Id];
-        if (!packed.empty())
-          for (std::size_t g = 0; g < packed.size(); ++g) head_scores8(packed[g], key, &d[8 * g]);
+        if (groups8)
+          for (int g = 0; g < groups8; ++g) head_scores8(qp[g], key, &d[8 * g]);
         else
           for (int h = 0; h < IH; ++h) d[h] = dot(qs + std::size_t(h) * Id, key, Id, num);
         for (int h = 0; h < IH; ++h)
